@@ -1,0 +1,200 @@
+"""``safe-deploy``: the model core's commands and the pipeline's operator commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from model.errors import DataFileError, PayloadError
+from model.train import TrainingError
+from safe_deploy.console import StageFailed, console, errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERRORS = (DataFileError, PayloadError, TrainingError, StageFailed, FileNotFoundError)
+
+
+class _Group(click.Group):
+    """Known failures end with one line on stderr, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            console.file.flush()
+            errors.print(f"[red]error:[/red] {exc}")
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """A safe, monitored release pipeline for a SageMaker fare model."""
+
+
+@main.group()
+def data() -> None:
+    """Trip data: prepare TLC months, make synthetic ones."""
+
+
+@data.command("prepare")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=None, type=int, help="Split seed (default: the pipeline's).")
+def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> None:
+    """Derive, filter and split TLC trip files (CSV or Parquet, green or yellow)."""
+    from model.prepare import SPLIT_SEED, prepare
+
+    summary = prepare(
+        sources, out_dir, SPLIT_SEED if seed is None else seed, progress=console.print
+    )
+    table = Table(title="prepare summary", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("rows read", f"{summary.rows_read:,}")
+    table.add_row("rows kept", f"{summary.rows_kept:,}")
+    for reason, count in summary.dropped.items():
+        table.add_row(f"dropped: {reason}", f"{count:,}")
+    for name, count in summary.splits.items():
+        table.add_row(f"split: {name}", f"{count:,}")
+    console.print(table)
+    console.print(f"summary written to {out_dir / 'summary.json'}")
+
+
+@data.command("synth")
+@click.option("--rows", required=True, type=click.IntRange(min=1))
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path))
+@click.option("--drift", type=click.Choice(["longer-trips", "more-passengers", "fare-inflation"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--month", default="2018-02", show_default=True, help="YYYY-MM of the pickups.")
+def data_synth(rows: int, out_file: Path, drift: str | None, seed: int, month: str) -> None:
+    """Write realistic synthetic trips in the green 2018 schema (.csv or .parquet)."""
+    from model.synth import synth_trips, write_trips
+
+    if out_file.suffix.lower() not in (".csv", ".parquet"):
+        raise click.BadParameter("choose a .csv or .parquet file name", param_hint="--out")
+    write_trips(synth_trips(rows, seed=seed, drift=drift, month=month), out_file)
+    console.print(f"wrote {rows:,} trips{f' ({drift})' if drift else ''} to {out_file}")
+
+
+def _hyperparameters(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON nor a JSON file: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("hyperparameters must be a JSON object")
+    return {str(k): str(v) for k, v in parsed.items()}
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--hyperparameters", help="JSON object or a JSON file; SageMaker-style strings.")
+def train(data_dir: Path, out_dir: Path, hyperparameters: str | None) -> None:
+    """Train XGBoost on the train/validation channels (built-in algorithm contract)."""
+    from model.train import train_to_dir
+
+    report = train_to_dir(data_dir, out_dir, _hyperparameters(hyperparameters), console.print)
+    for name, value in report.final_metrics.items():
+        console.print(f"{name} = {value:.4f}")
+    stopped = (
+        f"stopped early after {report.rounds_run} rounds, best round {report.best_iteration}"
+        if report.rounds_run < report.num_round
+        else f"{report.rounds_run} rounds"
+    )
+    console.print(f"{stopped}; {report.seconds:.1f}s; wrote {out_dir / 'model.tar.gz'}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--input", "source", default="-", type=click.File("rb"), help="Default: stdin.")
+@click.option("--content-type", default="text/csv", show_default=True)
+@click.option("--accept", default="text/csv", show_default=True)
+def predict(model_dir: Path, source: Any, content_type: str, accept: str) -> None:
+    """Score rows of duration_minutes,passenger_count,trip_distance (CSV or JSON)."""
+    from model.serve import FareModel
+
+    body, _ = FareModel.load(model_dir).invoke(source.read(), content_type, accept)
+    sys.stdout.buffer.write(body)
+
+
+@main.command("baseline")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--comparison-threshold", default=0.1, show_default=True, type=float)
+def baseline_command(dataset: Path, out_dir: Path, comparison_threshold: float) -> None:
+    """statistics.json and constraints.json (Model Monitor formats) for baseline.csv."""
+    from model.baseline import baseline
+
+    statistics, _ = baseline(dataset, out_dir, comparison_threshold)
+    console.print(
+        f"baselined {statistics['dataset']['item_count']:,} rows, "
+        f"{len(statistics['features'])} features; wrote {out_dir}"
+    )
+
+
+@main.command("monitor")
+@click.option("--baseline", "baseline_dir", required=True, type=click.Path(path_type=Path))
+@click.argument("captures", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--ground-truth", multiple=True, type=click.Path(path_type=Path))
+def monitor_command(
+    baseline_dir: Path, captures: Sequence[Path], out_dir: Path, ground_truth: Sequence[Path]
+) -> None:
+    """Compare captured traffic with the baseline; write statistics and violations."""
+    from model.monitor import monitor
+
+    report = monitor(baseline_dir, captures, out_dir, ground_truth)
+    print_monitoring(
+        report.records, report.rows, report.malformed, report.violations, report.distances
+    )
+    console.print(f"wrote {out_dir}")
+
+
+def print_monitoring(
+    records: int,
+    rows: int,
+    malformed: dict[str, int],
+    violations: Sequence[dict[str, str]],
+    distances: dict[str, float],
+) -> None:
+    console.print(f"{records:,} capture records, {rows:,} rows analysed")
+    for reason, count in malformed.items():
+        console.print(f"  [yellow]skipped {count:,} malformed ({reason})[/yellow]")
+    table = Table(title="drift by feature")
+    table.add_column("feature")
+    table.add_column("distance", justify="right")
+    table.add_column("violations")
+    by_feature: dict[str, list[str]] = {}
+    for violation in violations:
+        by_feature.setdefault(violation["feature_name"], []).append(
+            violation["constraint_check_type"]
+        )
+    for name in dict.fromkeys([*distances, *by_feature]):
+        found = by_feature.get(name, [])
+        shown = ", ".join(found) if found else "-"
+        colour = "red" if found else "green"
+        distance = f"{distances[name]:.3f}" if name in distances else "-"
+        table.add_row(name, distance, f"[{colour}]{shown}[/{colour}]")
+    console.print(table)
+
+
+@main.command()
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True
+)
+def demo(workdir: Path) -> None:
+    """Run the model core end to end on synthetic data and say what happened."""
+    from safe_deploy.core_demo import run_core_demo
+
+    run_core_demo(workdir)
