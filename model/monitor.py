@@ -25,7 +25,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from pipeline_common.capture import CaptureFormatError, parse_record
+from pipeline_common.capture import CapturedExchange, CaptureFormatError, parse_record
+from pipeline_common.payload import JSON, PayloadError, parse_rows, to_csv
 
 from model.baseline import CONSTRAINTS_FILE, STATISTICS_FILE
 from model.errors import DataFileError
@@ -97,12 +98,21 @@ def read_capture(
         except CaptureFormatError:
             malformed["not_a_capture_record"] += 1
             continue
-        inputs = exchange.input_data.strip().splitlines()
-        outputs = exchange.output_data.strip().replace(",", "\n").splitlines()
+        if exchange.input_content_type.startswith(JSON) or exchange.output_content_type.startswith(
+            JSON
+        ):
+            try:
+                inputs, outputs = _json_rows(exchange)
+            except (PayloadError, ValueError, KeyError, TypeError):
+                malformed["unreadable_json_payload"] += 1
+                continue
+        else:
+            inputs = exchange.input_data.strip().splitlines()
+            outputs = exchange.output_data.strip().replace(",", "\n").splitlines()
         if len(inputs) != len(outputs):
             malformed["input_output_row_mismatch"] += 1
             continue
-        for source, answer in zip(inputs, outputs):
+        for source, answer in zip(inputs, outputs, strict=True):
             merged = f"{answer},{source}"
             found = merged.count(",")
             if found != commas:
@@ -111,6 +121,21 @@ def read_capture(
             rows.append(merged)
             ids.append(exchange.inference_id or exchange.event_id)
     return rows, ids, records, malformed
+
+
+def _json_rows(exchange: CapturedExchange) -> tuple[list[str], list[str]]:
+    """A JSON request or answer (the serving container's formats) as CSV rows."""
+    if exchange.input_content_type.startswith(JSON):
+        inputs = [to_csv([row]) for row in parse_rows(exchange.input_data, JSON)]
+    else:
+        inputs = exchange.input_data.strip().splitlines()
+    if exchange.output_content_type.startswith(JSON):
+        answer = json.loads(exchange.output_data)
+        scores = answer["predictions"] if isinstance(answer, dict) else answer
+        outputs = [repr(float(s["score"] if isinstance(s, dict) else s)) for s in scores]
+    else:
+        outputs = exchange.output_data.strip().replace(",", "\n").splitlines()
+    return inputs, outputs
 
 
 def _parse_rows(

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,6 +54,7 @@ OUTPUT_FILES = {
     "baseline": "baseline.csv",
 }
 SUMMARY_FILE = "summary.json"
+US_TIMESTAMP = "%m/%d/%Y %I:%M:%S %p"
 
 Progress = Callable[[str], None]
 
@@ -106,8 +106,11 @@ class _RawTrips:
 
 def _detect_format(path: Path) -> str:
     with path.open("rb") as handle:
-        if handle.read(4) == b"PAR1":
-            return "parquet"
+        head = handle.read(65536)
+    if head[:4] == b"PAR1":
+        return "parquet"
+    if b"\x00" in head:
+        raise DataFileError(f"{path}: not a readable CSV or Parquet file (binary content)")
     return "csv"
 
 
@@ -144,6 +147,9 @@ def _coerce_strings(
     for column in (pickup, dropoff):
         raw = text(column)
         parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        retry = parsed.isna() & raw.notna()
+        if retry.any():  # the TLC's other timestamp layout
+            parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", format=US_TIMESTAMP)
         mark(raw, parsed)
         times.append(parsed.to_numpy(dtype="datetime64[us]"))
     values = {}
@@ -181,9 +187,11 @@ def _from_table(table: pa.Table, pickup: str, dropoff: str, malformed: int) -> _
 def _read_csv(path: Path) -> tuple[_RawTrips, str]:
     try:
         header = pacsv.open_csv(
-            path, parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip")
+            path,
+            read_options=pacsv.ReadOptions(encoding="latin1"),  # any byte: names are ASCII
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
         ).schema.names
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+    except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataFileError(f"{path}: not a readable CSV or Parquet file ({first})") from exc
     pickup, dropoff, taxi = _pick_columns(path, header)
@@ -194,14 +202,15 @@ def _read_csv(path: Path) -> tuple[_RawTrips, str]:
         malformed.append(1)
         return "skip"
 
-    def read(types: dict[str, pa.DataType]) -> pa.Table:
+    def read(types: dict[str, pa.DataType], encoding: str = "utf8") -> pa.Table:
         return pacsv.read_csv(
             path,
+            read_options=pacsv.ReadOptions(encoding=encoding),
             parse_options=pacsv.ParseOptions(invalid_row_handler=count_malformed),
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted,
                 column_types=types,
-                timestamp_parsers=[pacsv.ISO8601, "%m/%d/%Y %I:%M:%S %p"],
+                timestamp_parsers=[pacsv.ISO8601, US_TIMESTAMP],
             ),
         )
 
@@ -209,10 +218,11 @@ def _read_csv(path: Path) -> tuple[_RawTrips, str]:
     typed.update({name: pa.float64() for name in RAW_NUMERIC_COLUMNS})
     try:
         table = read(typed)
-    except pa.ArrowInvalid:
-        # Some value is not a number or a timestamp: read everything as text and count it.
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        # Some value is not a number, a timestamp or even UTF-8: read everything as text (latin-1
+        # decodes any byte) and count the rows that do not parse.
         malformed.clear()
-        table = read({name: pa.string() for name in wanted})
+        table = read({name: pa.string() for name in wanted}, encoding="latin1")
     return _from_table(table, pickup, dropoff, len(malformed)), taxi
 
 
@@ -383,9 +393,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = prepare(_expand(args.input), Path(args.output), args.seed, progress=print)
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        failure = Path("/opt/ml/processing/output")
-        if failure.is_dir():
-            (failure / "failure").write_text(str(exc))
         return 1
     print("\n".join(summary.lines()))
     return 0

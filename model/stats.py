@@ -78,7 +78,7 @@ def feature_statistics(
                 "kll": {
                     "buckets": [
                         {"lower_bound": float(lo), "upper_bound": float(hi), "count": float(c)}
-                        for lo, hi, c in zip(edges[:-1], edges[1:], counts)
+                        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
                     ],
                     "sketch": {
                         "parameters": dict(KLL_PARAMETERS),

@@ -9,13 +9,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pipeline_common.payload import PayloadError
+from rich.markup import escape
 from rich.table import Table
 
-from model.errors import DataFileError, PayloadError
+from model.errors import DataFileError
 from model.train import TrainingError
 from safe_deploy.console import StageFailed, console, errors
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def say(message: str) -> None:
+    """Progress and results that hold paths or user data: printed as they are, never as markup."""
+    console.print(message, markup=False)
+
 
 USER_ERRORS = (DataFileError, PayloadError, TrainingError, StageFailed, FileNotFoundError)
 
@@ -28,7 +36,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             console.file.flush()
-            errors.print(f"[red]error:[/red] {exc}")
+            errors.print(f"[red]error:[/red] {escape(str(exc))}")
             ctx.exit(1)
 
 
@@ -50,9 +58,7 @@ def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> No
     """Derive, filter and split TLC trip files (CSV or Parquet, green or yellow)."""
     from model.prepare import SPLIT_SEED, prepare
 
-    summary = prepare(
-        sources, out_dir, SPLIT_SEED if seed is None else seed, progress=console.print
-    )
+    summary = prepare(sources, out_dir, SPLIT_SEED if seed is None else seed, progress=say)
     table = Table(title="prepare summary", show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
@@ -63,7 +69,7 @@ def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> No
     for name, count in summary.splits.items():
         table.add_row(f"split: {name}", f"{count:,}")
     console.print(table)
-    console.print(f"summary written to {out_dir / 'summary.json'}")
+    say(f"summary written to {out_dir / 'summary.json'}")
 
 
 @data.command("synth")
@@ -79,7 +85,7 @@ def data_synth(rows: int, out_file: Path, drift: str | None, seed: int, month: s
     if out_file.suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("choose a .csv or .parquet file name", param_hint="--out")
     write_trips(synth_trips(rows, seed=seed, drift=drift, month=month), out_file)
-    console.print(f"wrote {rows:,} trips{f' ({drift})' if drift else ''} to {out_file}")
+    say(f"wrote {rows:,} trips{f' ({drift})' if drift else ''} to {out_file}")
 
 
 def _hyperparameters(value: str | None) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def train(data_dir: Path, out_dir: Path, hyperparameters: str | None) -> None:
     """Train XGBoost on the train/validation channels (built-in algorithm contract)."""
     from model.train import train_to_dir
 
-    report = train_to_dir(data_dir, out_dir, _hyperparameters(hyperparameters), console.print)
+    report = train_to_dir(data_dir, out_dir, _hyperparameters(hyperparameters), say)
     for name, value in report.final_metrics.items():
         console.print(f"{name} = {value:.4f}")
     stopped = (
@@ -112,7 +118,7 @@ def train(data_dir: Path, out_dir: Path, hyperparameters: str | None) -> None:
         if report.rounds_run < report.num_round
         else f"{report.rounds_run} rounds"
     )
-    console.print(f"{stopped}; {report.seconds:.1f}s; wrote {out_dir / 'model.tar.gz'}")
+    say(f"{stopped}; {report.seconds:.1f}s; wrote {out_dir / 'model.tar.gz'}")
 
 
 @main.command()
@@ -137,7 +143,7 @@ def baseline_command(dataset: Path, out_dir: Path, comparison_threshold: float) 
     from model.baseline import baseline
 
     statistics, _ = baseline(dataset, out_dir, comparison_threshold)
-    console.print(
+    say(
         f"baselined {statistics['dataset']['item_count']:,} rows, "
         f"{len(statistics['features'])} features; wrote {out_dir}"
     )
@@ -158,7 +164,7 @@ def monitor_command(
     print_monitoring(
         report.records, report.rows, report.malformed, report.violations, report.distances
     )
-    console.print(f"wrote {out_dir}")
+    say(f"wrote {out_dir}")
 
 
 def print_monitoring(

@@ -1,0 +1,70 @@
+"""Expensive artefacts built once per session: a synthetic month, its splits, a model, a baseline.
+
+Tests must not write into these; each test that needs to change something copies or uses its
+own ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from model.baseline import baseline
+from model.prepare import prepare
+from model.serve import FareModel
+from model.synth import synth_trips, write_trips
+from model.train import train_to_dir
+from tests.support import Trained
+
+TRAINING_ROWS = 30_000
+TRAINING_SEED = 1
+SMALL_ROWS = 5_000
+SMALL_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def small_month() -> pd.DataFrame:
+    """A small synthetic month for the preparation tests (not to be modified)."""
+    return synth_trips(SMALL_ROWS, seed=SMALL_SEED)
+
+
+@pytest.fixture(scope="session")
+def small_month_csv(small_month: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "green_tripdata_2018-02.csv"
+    write_trips(small_month, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def training_month_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("raw") / "green_tripdata_2018-02.csv"
+    write_trips(synth_trips(TRAINING_ROWS, seed=TRAINING_SEED), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(training_month_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    prepare([training_month_csv], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    model_dir = tmp_path_factory.mktemp("model")
+    report = train_to_dir(prepared_dir, model_dir)
+    return Trained(prepared=prepared_dir, model_dir=model_dir, report=report)
+
+
+@pytest.fixture(scope="session")
+def fare_model(trained: Trained) -> FareModel:
+    return FareModel.load(trained.model_dir)
+
+
+@pytest.fixture(scope="session")
+def baseline_dir(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("baseline")
+    baseline(prepared_dir / "baseline.csv", out)
+    return out

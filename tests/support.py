@@ -1,0 +1,86 @@
+"""Helpers shared by the tests: paths, small trip files, reading the prepared splits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import numpy as np
+import pandas as pd
+
+from model.schema import COLUMNS
+from model.train import TrainingReport
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+FEBRUARY_HEAD = SHARED_DATA / "green_tripdata_2018-02_head.csv"
+JANUARY_SAMPLE = SHARED_DATA / "green_tripdata_2018-01_sample.csv"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+SPLIT_HEADER = ",".join(COLUMNS)  # total_amount,duration_minutes,passenger_count,trip_distance
+TRIP_HEADER = (
+    "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,passenger_count,trip_distance,total_amount"
+)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model trained by ``train_to_dir`` on prepared synthetic trips."""
+
+    prepared: Path
+    model_dir: Path
+    report: TrainingReport
+
+
+def write_trip_csv(path: Path, rows: Sequence[str], header: str = TRIP_HEADER) -> Path:
+    """A small TLC-2018-style CSV: header, the empty line TLC files have, then the rows."""
+    path.write_text(header + "\n\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def read_split(prepared: Path, name: str) -> pd.DataFrame:
+    """One of the prepared files as named columns, floats parsed exactly."""
+    path = prepared / f"{name}.csv"
+    if name in ("train", "validation"):
+        return pd.read_csv(path, header=None, names=list(COLUMNS), float_precision="round_trip")
+    return pd.read_csv(path, float_precision="round_trip")
+
+
+def all_kept_rows(prepared: Path) -> pd.DataFrame:
+    """Every kept row (train, validation and test), in a canonical order."""
+    parts = [read_split(prepared, name) for name in ("train", "validation", "test")]
+    return canonical(pd.concat([part for part in parts if len(part)], ignore_index=True))
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    ordered = frame[list(COLUMNS)].astype("float64")
+    return ordered.sort_values(list(COLUMNS), kind="stable").reset_index(drop=True)
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return schema
+
+
+def validate(document: Any, schema_name: str) -> None:
+    """Raise ``jsonschema.ValidationError`` if the document does not follow the schema."""
+    schema = load_schema(schema_name)
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+def schema_errors(document: Any, schema_name: str) -> list[str]:
+    schema = load_schema(schema_name)
+    validator = jsonschema.Draft202012Validator(schema)
+    return [error.message for error in validator.iter_errors(document)]
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))

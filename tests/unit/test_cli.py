@@ -1,0 +1,112 @@
+"""The safe-deploy commands of the model core, end to end through click."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner, Result
+
+from model.schema import FEATURES
+from model.serve import FareModel
+from safe_deploy.cli import main
+from safe_deploy.offline import serve_and_capture
+from tests.support import SPLIT_HEADER, read_json, validate
+
+
+def _run(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, f"{args}: {result.output}{result.exception!r}"
+    return result
+
+
+def test_synth_prepare_train_baseline_monitor(tmp_path: Path) -> None:
+    month, traffic = tmp_path / "month.csv", tmp_path / "traffic.parquet"
+    prepared, model_dir, baseline_dir = tmp_path / "prepared", tmp_path / "model", tmp_path / "base"
+
+    synth = _run("data", "synth", "--rows", "6000", "--out", str(month), "--seed", "5")
+    assert "6,000 trips" in synth.stdout
+    assert month.read_text().splitlines()[1] == ""
+    _run("data", "synth", "--rows", "1500", "--out", str(traffic), "--drift", "longer-trips")
+    assert traffic.read_bytes()[:4] == b"PAR1"
+
+    prepare = _run("data", "prepare", str(month), "--out", str(prepared))
+    summary = read_json(prepared / "summary.json")
+    assert summary["rows_read"] == 6000
+    assert summary["rows_read"] == summary["rows_kept"] + sum(summary["dropped"].values())
+    assert f"{summary['rows_kept']:,}" in prepare.stdout
+    for reason in summary["dropped"]:
+        assert f"dropped: {reason}" in prepare.stdout
+    assert (prepared / "test.csv").read_text().splitlines()[0] == SPLIT_HEADER
+
+    hyperparameters = tmp_path / "hyperparameters.json"
+    hyperparameters.write_text(json.dumps({"num_round": 8, "max_depth": "4"}))
+    train = _run(
+        "train", str(prepared), "--out", str(model_dir), "--hyperparameters", str(hyperparameters)
+    )
+    assert "validation:rmse = " in train.stdout
+    metrics = read_json(model_dir / "metrics.json")
+    assert metrics["rounds_run"] == 8
+    assert metrics["hyperparameters"]["max_depth"] == "4"
+    assert (model_dir / "model.tar.gz").is_file()
+
+    _run("baseline", str(prepared / "baseline.csv"), "--out", str(baseline_dir))
+    validate(read_json(baseline_dir / "statistics.json"), "statistics")
+    validate(read_json(baseline_dir / "constraints.json"), "constraints")
+
+    drifted = tmp_path / "drifted"
+    _run("data", "prepare", str(traffic), "--out", str(drifted))
+    frame = pd.read_csv(drifted / "baseline.csv")
+    capture = tmp_path / "capture" / "endpoint" / "AllTraffic" / "2018" / "03" / "01" / "00.jsonl"
+    serve_and_capture(FareModel.load(model_dir), frame[list(FEATURES)].to_numpy(), capture)
+    out = tmp_path / "monitoring"
+    monitored = _run(
+        "monitor", "--baseline", str(baseline_dir), str(tmp_path / "capture"), "--out", str(out)
+    )
+    assert f"{len(frame):,} capture records" in monitored.stdout
+    violations = read_json(out / "constraint_violations.json")
+    validate(violations, "constraint_violations")
+    assert "trip_distance" in {v["feature_name"] for v in violations["violations"]}
+    validate(read_json(out / "statistics.json"), "statistics")
+
+
+def test_train_with_inline_json_hyperparameters(prepared_dir: Path, tmp_path: Path) -> None:
+    _run(
+        "train",
+        str(prepared_dir),
+        "--out",
+        str(tmp_path),
+        "--hyperparameters",
+        '{"num_round": "3"}',
+    )
+    assert read_json(tmp_path / "metrics.json")["rounds_run"] == 3
+
+
+def test_train_with_a_bad_hyperparameter_is_one_error_line(
+    prepared_dir: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["train", str(prepared_dir), "--out", str(tmp_path), "--hyperparameters", '{"eta": "abc"}'],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == ["error: hyperparameter eta='abc' is not a number"]
+
+
+def test_synth_refuses_other_extensions(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["data", "synth", "--rows", "5", "--out", str(tmp_path / "trips.json")]
+    )
+    assert result.exit_code == 2
+    assert ".csv or .parquet" in result.stderr
+
+
+def test_prepare_progress_names_the_file_as_given(small_month_csv: Path, tmp_path: Path) -> None:
+    source = tmp_path / "green_tripdata_2018-02 [copy].csv"
+    shutil.copy(small_month_csv, source)
+
+    result = _run("data", "prepare", str(source), "--out", str(tmp_path / "out"))
+
+    assert f"reading {source}" in result.stdout
