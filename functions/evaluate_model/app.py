@@ -1,0 +1,35 @@
+"""The gate: ceiling on validation RMSE, and no worse than production by more than the margin."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pipeline_common.gate import champion_record, evaluate, final_metrics
+from pipeline_common.observability import logger, metrics, tracer
+from pipeline_common.settings import EvaluateSettings
+
+SETTINGS = EvaluateSettings.from_env(os.environ)
+SAGEMAKER = boto3.client("sagemaker")
+
+
+@logger.inject_lambda_context(correlation_id_path="model_id")
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    job = SAGEMAKER.describe_training_job(TrainingJobName=event["training_job"])
+    champion = champion_record(
+        str(parameters.get_parameter(SETTINGS.champion_parameter, max_age=0))
+    )
+    result = evaluate(
+        final_metrics(job),
+        champion,
+        SETTINGS.validation_rmse_ceiling,
+        SETTINGS.champion_margin_percent,
+    )
+    metrics.add_metric(name="CandidateValidationRmse", unit="None", value=result.validation_rmse)
+    logger.info("gate verdict", extra=result.to_dict())
+    return result.to_dict()

@@ -1,0 +1,76 @@
+"""Custom resource: copies the model code bundled with this function to the artifact bucket.
+
+The PrepareData processing job runs ``model/`` from there. Objects go under a content hash, so
+each deploy's jobs use exactly the code of that deploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pipeline_common.observability import logger
+
+S3 = boto3.client("s3")
+BUNDLE = Path(__file__).parent / "model"
+
+
+def bundle_files() -> list[Path]:
+    return sorted(p for p in BUNDLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def content_hash(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(BUNDLE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def publish(bucket: str, prefix: str) -> str:
+    files = bundle_files()
+    if not files:
+        raise RuntimeError(f"no model code bundled under {BUNDLE}")
+    root = f"{prefix.strip('/')}/{content_hash(files)}/"
+    for path in files:
+        S3.upload_file(str(path), bucket, f"{root}model/{path.relative_to(BUNDLE)}")
+    return f"s3://{bucket}/{root}"
+
+
+def answer(event: dict[str, Any], status: str, data: dict[str, str], reason: str = "") -> None:
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason or "see the function's logs",
+            "PhysicalResourceId": data.get("S3Uri", event.get("PhysicalResourceId", "model-code")),
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": data,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": ""}
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    try:
+        if event["RequestType"] == "Delete":
+            answer(event, "SUCCESS", {})  # kept: jobs of past runs may still point at it
+            return
+        props = event["ResourceProperties"]
+        uri = publish(props["Bucket"], props.get("Prefix", "code/"))
+        logger.info("model code published", extra={"uri": uri})
+        answer(event, "SUCCESS", {"S3Uri": uri})
+    except Exception as exc:
+        logger.exception("model code not published")
+        answer(event, "FAILED", {}, reason=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,93 @@
+"""Starting the training state machine: once per object version under raw/ (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pipeline_common.layout import RAW_PREFIX, model_id_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+@dataclass(frozen=True)
+class RawObject:
+    bucket: str
+    key: str
+    version_id: str | None
+    size: int
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    model_id: str
+    execution_arn: str | None
+    duplicate: bool
+    skipped: str | None = None
+
+
+def object_from_event(event: dict[str, Any]) -> RawObject:
+    """An EventBridge *Object Created* event's object."""
+    detail = event["detail"]
+    obj = detail["object"]
+    return RawObject(
+        bucket=detail["bucket"]["name"],
+        key=obj["key"],
+        version_id=obj.get("version-id"),
+        size=int(obj.get("size", 0)),
+        etag=obj.get("etag"),
+    )
+
+
+def newest_raw_object(s3: S3Client, bucket: str) -> RawObject:
+    """The most recently written trip file (drift-triggered retraining uses it)."""
+    newest: ObjectTypeDef | None = None
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=RAW_PREFIX):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/") or item["Size"] == 0:
+                continue
+            if newest is None or item["LastModified"] > newest["LastModified"]:
+                newest = item
+    if newest is None:
+        raise LookupError(f"no trip data under s3://{bucket}/{RAW_PREFIX}")
+    head = s3.head_object(Bucket=bucket, Key=newest["Key"])
+    return RawObject(bucket, newest["Key"], head.get("VersionId"), newest["Size"], head.get("ETag"))
+
+
+def start_training(
+    sfn: SFNClient,
+    state_machine_arn: str,
+    name_prefix: str,
+    obj: RawObject,
+    reason: str = "new data",
+    salt: str | None = None,
+) -> Started:
+    """Start the training execution named after the object version; a duplicate starts nothing."""
+    if obj.key.endswith("/") or obj.size == 0:
+        return Started("", None, False, skipped=f"{obj.key} is empty or a folder marker")
+    version = obj.version_id if salt is None else f"{obj.version_id}#{salt}"
+    model_id = model_id_for(name_prefix, obj.bucket, obj.key, version)
+    execution_input = {
+        "model_id": model_id,
+        "source": {"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id},
+        "reason": reason,
+    }
+    try:
+        response = sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=model_id, input=json.dumps(execution_input)
+        )
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return Started(model_id, None, True)
+    return Started(model_id, response["executionArn"], False)
+
+
+def drift_salt(event: dict[str, Any]) -> str:
+    """Retraining on drift is a new run even on the same data: salt the name with the alarm."""
+    when = event.get("time") or datetime.now().isoformat()
+    return f"drift@{when}"

@@ -1,0 +1,81 @@
+"""Typed settings, validated once from a function's environment.
+
+``from_env`` takes the mapping to read, so tests and the local cloud hand over exactly what the
+template gives each function; field names are the lower-case environment variable names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """A function was deployed without a setting it needs, or with one it cannot use."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        try:
+            return cls.model_validate({k.lower(): v for k, v in environ.items()})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise SettingsError(f"{cls.__name__}: {problems}") from None
+
+
+class StartPipelineSettings(Settings):
+    training_state_machine_arn: str
+    data_bucket: str
+    name_prefix: str = "fare"
+
+
+class EvaluateSettings(Settings):
+    champion_parameter: str
+    validation_rmse_ceiling: float
+    champion_margin_percent: float
+
+
+class TestDevSettings(Settings):
+    artifact_bucket: str
+    max_test_rows: int = 5000
+    batch_rows: int = 500
+
+
+class PredictSettings(Settings):
+    production_endpoint_parameter: str
+    endpoint_name: str = ""  # set on the versions the pipeline publishes for a new model
+    max_body_bytes: int = 1_000_000
+
+
+class HookSettings(Settings):
+    production_endpoint_parameter: str
+    capture_bucket: str
+    min_captured_requests: int = 20
+
+
+class DriftSettings(Settings):
+    topic_arn: str
+
+
+class RequestApprovalSettings(Settings):
+    approvals_table: str
+    signing_secret_arn: str
+    api_base_url: str
+    topic_arn: str
+    slack_webhook_secret_arn: str = ""
+    ses_sender: str = ""
+    approval_email_recipients: str = ""
+
+
+class ApprovalApiSettings(Settings):
+    approvals_table: str
+    signing_secret_arn: str
+    artifact_bucket: str
+    slack_signing_secret_arn: str = ""
