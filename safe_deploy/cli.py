@@ -16,6 +16,8 @@ from rich.table import Table
 from model.errors import DataFileError
 from model.train import TrainingError
 from safe_deploy.console import StageFailed, console, errors
+from safe_deploy.demo import SCENARIOS
+from safe_deploy.target import TargetError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +27,14 @@ def say(message: str) -> None:
     console.print(message, markup=False)
 
 
-USER_ERRORS = (DataFileError, PayloadError, TrainingError, StageFailed, FileNotFoundError)
+USER_ERRORS = (
+    DataFileError,
+    PayloadError,
+    TrainingError,
+    StageFailed,
+    FileNotFoundError,
+    TargetError,
+)
 
 
 class _Group(click.Group):
@@ -196,11 +205,35 @@ def print_monitoring(
 
 
 @main.command()
-@click.option(
-    "--workdir", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True
-)
-def demo(workdir: Path) -> None:
-    """Run the model core end to end on synthetic data and say what happened."""
-    from safe_deploy.core_demo import run_core_demo
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("demo-output"),
+              show_default=True, help="Where the local cloud, data and report go.")
+@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), help="Run one failure scenario.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A real TLC month (CSV or Parquet) instead of synthetic data.")
+@click.option("--auto-approve/--no-auto-approve", default=True, show_default=True,
+              help="Approve on the page as a reviewer would, or wait for a person to.")
+@click.option("--time-scale", type=float, help="Real seconds per simulated second (default 0.02).")
+@click.option("--core", is_flag=True, help="Only the model core, without the local cloud.")
+def demo(workdir: Path, scenario: str | None, data: Path | None, auto_approve: bool,
+         time_scale: float | None, core: bool) -> None:
+    """The whole pipeline in the local cloud, from an S3 upload to a canaried, monitored model."""
+    if core:
+        from safe_deploy.core_demo import run_core_demo
 
-    run_core_demo(workdir)
+        run_core_demo(workdir)
+        return
+    from safe_deploy.demo import run_demo
+
+    result = run_demo(_project_root(), workdir, scenario, data, auto_approve, time_scale)
+    if scenario:
+        console.print(f"[green]scenario {scenario} behaved as it should:[/green] {escape(str(result))}")
+    else:
+        console.print(f"[green]demo complete[/green]; report at {escape(str(result))}")
+
+
+def _project_root() -> Path:
+    """The folder holding template.yaml: the current one, or the project this package is in."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (candidate / "template.yaml").exists():
+            return candidate
+    raise click.ClickException("run this from the project folder (template.yaml not found)")

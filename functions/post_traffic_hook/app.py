@@ -28,7 +28,12 @@ def production() -> str:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def check(green: Green) -> Verdict:
         return post_traffic_checks(
-            green, S3, SETTINGS.capture_bucket, SETTINGS.min_captured_requests
+            green,
+            S3,
+            SETTINGS.capture_bucket,
+            SETTINGS.min_captured_requests,
+            wait_seconds=SETTINGS.capture_wait_seconds,
+            poll_seconds=SETTINGS.capture_poll_seconds,
         )
 
     result = run_hook(

@@ -17,7 +17,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.observability import logger
 
 S3 = boto3.client("s3")
-BUNDLE = Path(__file__).parent / "model"
+# sam build bundles model/ beside this file; run from the source tree, it is the project's model/.
+BUNDLE = next(
+    (p for p in (Path(__file__).parent / "model", Path(__file__).parents[2] / "model") if p.is_dir()),
+    Path(__file__).parent / "model",
+)
 
 
 def bundle_files() -> list[Path]:

@@ -7,6 +7,7 @@ target version, that version's configuration. They report to CodeDeploy on every
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 
-API_INFERENCE_PREFIX = "api-"  # the predict function's InferenceId for client requests
+# The predict function's InferenceIds for requests from outside: clients and the API canary.
+CLIENT_INFERENCE_PREFIXES = ("api-", "health-")
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,27 @@ def _capture_lines(s3: S3Client, bucket: str, prefix: str, since: datetime) -> I
             yield from (line for line in body.splitlines() if line.strip())
 
 
-def post_traffic_checks(green: Green, s3: S3Client, bucket: str, minimum: int) -> Verdict:
+def post_traffic_checks(
+    green: Green,
+    s3: S3Client,
+    bucket: str,
+    minimum: int,
+    wait_seconds: float = 0.0,
+    poll_seconds: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verdict:
     """Green's own capture, written since the deployment started, well formed, with enough
-    records of real API requests (not the hooks' own calls)."""
+    records of real API requests (not the hooks' own calls). Capture arrives in files written
+    every few minutes, so the check is repeated until it passes or ``wait_seconds`` is spent."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        verdict = _post_traffic_once(green, s3, bucket, minimum)
+        if verdict.passed or time.monotonic() + poll_seconds > deadline:
+            return verdict
+        sleep(poll_seconds)
+
+
+def _post_traffic_once(green: Green, s3: S3Client, bucket: str, minimum: int) -> Verdict:
     verdict = Verdict()
     prefix = capture_prefix(CAPTURE_PREFIX, green.endpoint)
     records = api_records = malformed = 0
@@ -131,7 +151,7 @@ def post_traffic_checks(green: Green, s3: S3Client, bucket: str, minimum: int) -
         except (CaptureFormatError, ValueError):  # JSONDecodeError is a ValueError
             malformed += 1
             continue
-        if (exchange.inference_id or "").startswith(API_INFERENCE_PREFIX):
+        if (exchange.inference_id or "").startswith(CLIENT_INFERENCE_PREFIXES):
             api_records += 1
     where = f"s3://{bucket}/{prefix}"
     if records == 0:

@@ -58,6 +58,9 @@ class HookSettings(Settings):
     production_endpoint_parameter: str
     capture_bucket: str
     min_captured_requests: int = 20
+    # SageMaker writes capture files every few minutes: the post-traffic hook waits for them.
+    capture_wait_seconds: float = 240.0
+    capture_poll_seconds: float = 15.0
 
 
 class DriftSettings(Settings):

@@ -1,0 +1,482 @@
+"""``safe-deploy demo``: the whole pipeline in the local cloud, as a story, or one failure scenario.
+
+1. Month 1 lands in raw/ -> pipeline -> gate -> dev endpoint test -> approval link (outbox) ->
+   approved -> first promotion -> production serves.
+2. Month 2 -> retrain -> approved -> canary: ~10% of live traffic on green while it bakes ->
+   post-traffic hook passes on green's capture -> 100% -> blue deleted.
+3. Drifted traffic -> a monitoring run -> violations by feature.
+4. A report folder (HTML and plots).
+
+A failure scenario runs month 1 to production, then a month 2 that fails in one way; it must end
+with blue serving, nothing orphaned, no failed client request, and a one-line explanation.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import requests
+
+from model.prepare import trips_table
+from model.schema import FEATURES
+from model.stats import DEFAULT_COMPARISON_THRESHOLD
+from model.synth import synth_trips, write_trips
+from safe_deploy import ops
+from safe_deploy.console import StageFailed, Stages, console
+from safe_deploy.localcloud.cloud import LocalCloud
+from safe_deploy.localcloud.state import LocalSettings
+from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
+from safe_deploy.target import Target
+from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog
+
+MONTH_ROWS = 120_000
+SCENARIOS: dict[str, str] = {
+    "training-fails": "month 2's training job is given a hyperparameter XGBoost refuses",
+    "gate-rejects": "month 2 has 35% fare inflation: its model is worse than production's",
+    "approval-rejected": "the reviewer rejects month 2's model on the approval page",
+    "approval-times-out": "nobody answers month 2's approval request",
+    "pre-traffic-fails": "green answers an implausible fare to the pre-traffic hook",
+    "green-errors": "green fails requests during the canary bake: the alarm rolls back",
+    "no-capture": "green serves but writes no capture: the post-traffic hook fails",
+}
+SCENARIO_PARAMETERS = {"approval-times-out": {"ApprovalTimeoutSeconds": "600"}}
+TRAINING_TIMEOUT = 180.0
+
+
+@dataclass
+class Outcome:
+    model_id: str
+    status: str
+    error: str | None
+    cause: str | None
+    traffic: TrafficLog | None = None
+
+
+@dataclass
+class Demo:
+    cloud: LocalCloud
+    target: Target
+    stages: Stages
+    workdir: Path
+    auto_approve: bool = True
+    data: Path | None = None
+    report: Report = field(init=False)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.report = Report(self.workdir / "report")
+
+    # ------------------------------------------------------------------ pieces
+    def month(self, index: int, drift: str | None = None) -> Path:
+        if self.data is not None and drift is None:
+            return self.data
+        path = self.workdir / "data" / f"green_tripdata_2018-{index:02d}.csv"
+        write_trips(synth_trips(MONTH_ROWS, seed=index, drift=drift, month=f"2018-{index:02d}"), path)
+        return path
+
+    def traffic_rows(self, count: int, seed: int, drift: str | None = None) -> list[list[float]]:
+        path = self.workdir / "data" / f"traffic-{seed}-{drift or 'plain'}.csv"
+        write_trips(synth_trips(max(count * 2, 500), seed=seed, drift=drift, month="2018-03"), path)
+        table = trips_table(path).dropna()
+        table = table[(table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)]
+        return table[list(FEATURES)].head(count).to_numpy().tolist()
+
+    def upload(self, path: Path, key: str | None = None) -> str:
+        uploaded = ops.upload_data(self.target, path, key)
+        self.stages.say(f"uploaded {path.name} to s3://{uploaded.bucket}/{uploaded.key}")
+        run = self.cloud.wait_for(
+            lambda: next((r for r in ops.runs(self.target, 20) if r.started.timestamp() > time.time() - 60
+                          and r.name not in self.notes.setdefault("seen_runs", set())), None),
+            30,
+            what="the pipeline to start",
+        )
+        self.notes["seen_runs"].add(run.name)
+        self.stages.say(f"EventBridge started pipeline run {run.name}")
+        return run.name
+
+    def follow(self, model_id: str, until: Callable[[ops.Run], bool], timeout: float) -> ops.Run:
+        """Print each step the run enters until ``until`` holds or the run ends."""
+        arn = ops.find_run(self.target, model_id)
+        sfn = self.target.client("stepfunctions")
+        last = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=arn)
+            step = ops.last_step(sfn, arn)
+            if step != last and step is not None:
+                self.stages.say(f"  step: {step}")
+                last = step
+            run = ops.Run(model_id, arn, described["status"], described["startDate"],
+                          described.get("stopDate"), step, described.get("error"), described.get("cause"))
+            if run.status != "RUNNING" or until(run):
+                return run
+            time.sleep(0.2)
+        raise StageFailed("pipeline", f"run {model_id} did not get there within {timeout:.0f}s")
+
+    def approval_link(self, model_id: str, timeout: float = 60.0) -> str:
+        folder = self.cloud.outbox / "sns"
+
+        def find() -> str | None:
+            import json
+
+            for path in sorted(folder.glob("*.json")):
+                message = json.loads(path.read_text())
+                if model_id in (message.get("subject") or "") and "Approve" in (message.get("subject") or ""):
+                    found = re.search(r"(http://\S+/approvals/\S+)", message.get("message") or "")
+                    if found:
+                        return found.group(1)
+            return None
+
+        return str(self.cloud.wait_for(find, timeout, what="the approval request"))
+
+    def decide_on_page(self, link: str, approve: bool, name: str, reason: str = "") -> None:
+        page = requests.get(link, timeout=10)
+        if page.status_code != 200 or "validation RMSE" not in page.text:
+            raise StageFailed("approval", f"the approval page answered {page.status_code}")
+        query = parse_qs(urlparse(link).query)
+        answer = requests.post(
+            link.split("?")[0],
+            data={
+                "expires": query["expires"][0],
+                "sig": query["sig"][0],
+                "decision": "approve" if approve else "reject",
+                "name": name,
+                "reason": reason,
+            },
+            timeout=10,
+        )
+        verb = "approved" if approve else "rejected"
+        if answer.status_code != 200 or verb not in answer.text:
+            raise StageFailed("approval", f"the decision was refused ({answer.status_code})")
+        self.stages.say(f"{name} {verb} it on the approval page")
+
+    def wait_for_decision(self, model_id: str) -> None:
+        arn = ops.find_run(self.target, model_id)
+        self.stages.say("open the link above and approve or reject (waiting)")
+        self.cloud.wait_for(
+            lambda: (ops.approval_of(self.target, arn) or {}).get("status") not in (None, "PENDING"),
+            24 * 3600,
+            interval=1.0,
+            what="a decision",
+        )
+
+    def to_approval(self, model_id: str) -> str:
+        run = self.follow(model_id, lambda r: r.step == "RequestApproval", TRAINING_TIMEOUT)
+        if run.status != "RUNNING":
+            raise StageFailed("pipeline", self.explain(run))
+        link = self.approval_link(model_id)
+        self.stages.say(f"approval link: {link}")
+        for path in sorted((self.cloud.outbox).rglob("*.json")):
+            self.stages.say(f"  message in the outbox: {path.relative_to(self.cloud.outbox)}")
+        return link
+
+    def load(self, rows: list[list[float]], rate: float = 40.0, echo: Callable[[Answer], None] | None = None) -> LoadGenerator:
+        return LoadGenerator(self.target, rows, rate=rate, workers=4, on_answer=echo).start()
+
+    def finish(self, model_id: str) -> ops.Run:
+        return self.follow(model_id, lambda r: False, TRAINING_TIMEOUT)
+
+    @staticmethod
+    def explain(run: ops.Run) -> str:
+        if run.status == "SUCCEEDED":
+            return f"run {run.name} succeeded"
+        cause = (run.cause or "").strip().splitlines()[0] if run.cause else "no cause given"
+        return f"run {run.name} ended {run.status} at {run.error}: {cause}"
+
+    # ------------------------------------------------------------------ stage 1
+    def first_model(self) -> str:
+        with self.stages.stage("month 1: upload, retrain, gate, dev test, approval, first promotion"):
+            model_id = self.upload(self.month(1))
+            link = self.to_approval(model_id)
+            shifts = len(self.cloud.feed.find("codedeploy", "100% of live"))
+            if self.auto_approve:
+                self.decide_on_page(link, True, "demo reviewer (--auto-approve)")
+            else:
+                self.wait_for_decision(model_id)
+            # Clients arrive once the first model is live: the post-traffic hook waits for them.
+            self.cloud.wait_for(
+                lambda: len(self.cloud.feed.find("codedeploy", "100% of live")) > shifts
+                or ops.runs(self.target, 1)[0].status != "RUNNING",
+                TRAINING_TIMEOUT,
+                what="the first model to go live",
+            )
+            traffic = self.load(self.traffic_rows(400, seed=11), rate=30)
+            run = self.finish(model_id)
+            log = traffic.stop()
+            if run.status != "SUCCEEDED":
+                raise StageFailed("first promotion", self.explain(run))
+            release = ops.release(self.target)
+            self.stages.say(
+                f"production serves {release.production_endpoint} (live -> version {release.live_version}); "
+                f"{log.sent} requests since it went live, {len(log.failed)} failed"
+            )
+            self.notes["first"] = {"model": model_id, "endpoint": release.production_endpoint,
+                                   "sent": log.sent, "failed": len(log.failed)}
+            return model_id
+
+    # ------------------------------------------------------------------ stage 2
+    def canary(self) -> str:
+        with self.stages.stage("month 2: retrain, approve, canary 10% -> post-traffic hook -> 100%"):
+            blue = ops.release(self.target).production_endpoint
+            key = None
+            if self.data is not None:
+                key = f"raw/{self.data.stem}-month2{self.data.suffix}"
+            model_id = self.upload(self.month(2), key)
+            link = self.to_approval(model_id)
+            green = f"{model_id}-prod"
+            shown = {"n": 0}
+
+            def echo(answer: Answer) -> None:
+                """Every request green answers while it bakes, and every 25th of the others."""
+                shown["n"] += 1
+                baking = bool(self.cloud.feed.find("codedeploy", "10% of live")) and not self.cloud.feed.find(
+                    "codedeploy", "100% of live"
+                )
+                if (answer.endpoint == green and baking) or shown["n"] % 25 == 0:
+                    colour = "green" if answer.endpoint == green else "blue"
+                    outcome = f"{answer.prediction:.2f}" if answer.prediction is not None else answer.error
+                    self.stages.say(
+                        f"  request {shown['n']:4d} -> [{colour}]{answer.endpoint}[/{colour}] "
+                        f"{answer.status} {outcome}"
+                    )
+
+            traffic = self.load(self.traffic_rows(600, seed=12), rate=40, echo=echo)
+            self.decide_on_page(link, True, "demo reviewer (--auto-approve)") if self.auto_approve else self.wait_for_decision(model_id)
+            run = self.finish(model_id)
+            log = traffic.stop()
+            if run.status != "SUCCEEDED":
+                raise StageFailed("canary", self.explain(run))
+            feed = self.cloud.feed
+            shift = feed.find("codedeploy", "10% of live")[-1]
+            full = feed.find("codedeploy", "100% of live")[-1]
+            during = log.by_endpoint(shift.at, full.at)
+            total = sum(during.values()) or 1
+            share = 100.0 * during.get(green, 0) / total
+            self.stages.say(f"during the bake: {dict(during)} -> {share:.1f}% answered by green")
+            verdicts = [a.message for a in feed.find("codedeploy", "AfterAllowTraffic:")]
+            self.stages.say(f"post-traffic hook: {verdicts[-1] if verdicts else 'not run'}")
+            hook_log = self._hook_summary("PostTrafficHook")
+            if hook_log:
+                self.stages.say(f"  hook verdict: {hook_log}")
+            gone = self._endpoint_gone(blue) if blue else True
+            self.stages.say(f"blue endpoint {blue} deleted: {gone}")
+            self.stages.say(f"{log.sent} requests through the canary, {len(log.failed)} failed")
+            if not gone or log.failed:
+                raise StageFailed("canary", "blue was not retired or client requests failed")
+            marks = {"10%": shift.at, "100%": full.at}
+            traffic_split_png(log.snapshot(), green, self.report.folder / "traffic_split.png", marks)
+            self.notes["canary"] = {"model": model_id, "blue": blue, "green": green, "bake": dict(during),
+                                    "green_share": share, "sent": log.sent, "failed": len(log.failed),
+                                    "post_traffic": hook_log}
+            return model_id
+
+    def _hook_summary(self, logical_id: str) -> str | None:
+        import json
+
+        for name in self.cloud.host.code:
+            if logical_id in name:
+                path = self.cloud.host.logs_dir / f"{name}.log"
+                if path.exists():
+                    for line in reversed(path.read_text().splitlines()):
+                        if '"summary"' in line:
+                            try:
+                                return str(json.loads(line).get("summary"))
+                            except ValueError:
+                                return None
+        return None
+
+    def _endpoint_gone(self, name: str) -> bool:
+        try:
+            self.target.client("sagemaker").describe_endpoint(EndpointName=name)
+        except Exception:
+            return True
+        return False
+
+    # ------------------------------------------------------------------ stage 3
+    def drift(self) -> None:
+        with self.stages.stage("drift: longer trips in production traffic, then a monitoring run"):
+            rows = self.traffic_rows(2000, seed=13, drift="longer-trips")
+            sent = failed = 0
+            for start in range(0, len(rows), 50):
+                chunk = rows[start : start + 50]
+                body = "\n".join(",".join(repr(v) for v in row) for row in chunk).encode()
+                answer = self.target.signed("POST", "/predict", body, {"Content-Type": "text/csv"})
+                sent += 1
+                failed += int(answer.status_code != 200)
+            self.stages.say(f"sent {len(rows):,} drifted trips in {sent} requests ({failed} failed)")
+            endpoint = ops.release(self.target).production_endpoint
+            assert endpoint is not None
+            execution = self.cloud.sagemaker.run_schedule(f"{endpoint}-monitor")
+            self.stages.say(f"monitoring execution: {execution['MonitoringExecutionStatus']}")
+            report = ops.drift_report(self.target)
+            distances = _distances(report.violations)
+            for violation in report.violations:
+                self.stages.say(f"  {violation['feature_name']}: {violation['constraint_check_type']}: "
+                                f"{violation['description']}")
+            self.cloud.wait_for(lambda: self.cloud.feed.find("outbox", "Drift on"), 30,
+                                what="the drift notification")
+            self.stages.say("drift check function published the violations (SNS message in the outbox)")
+            if not report.violations:
+                raise StageFailed("drift", "the drifted traffic raised no violation")
+            drift_png(distances, DEFAULT_COMPARISON_THRESHOLD, self.report.folder / "drift_by_feature.png")
+            self.notes["drift"] = {"violations": report.violations, "distances": distances}
+
+    # ------------------------------------------------------------------ stage 4
+    def write_report(self) -> Path:
+        with self.stages.stage("report"):
+            artifacts = self.target.output("ArtifactBucketName")
+            s3 = self.target.client("s3")
+            for model in (self.notes.get("first", {}).get("model"), self.notes.get("canary", {}).get("model")):
+                if model:
+                    key = f"runs/{model}/evaluation/actual_vs_predicted.png"
+                    s3.download_file(artifacts, key, str(self.report.folder / f"actual_vs_predicted_{model}.png"))
+            release = ops.release(self.target)
+            self.report.text("Production", [
+                f"endpoint: {release.production_endpoint}",
+                f"live alias: version {release.live_version}",
+                f"champion: {release.champion}",
+            ])
+            if "first" in self.notes:
+                first = self.notes["first"]
+                self.report.image("First model: actual vs predicted (dev endpoint, test split)",
+                                  f"actual_vs_predicted_{first['model']}.png")
+            if "canary" in self.notes:
+                canary = self.notes["canary"]
+                self.report.text("Canary", [
+                    f"blue {canary['blue']} -> green {canary['green']}",
+                    f"during the bake: {canary['bake']} ({canary['green_share']:.1f}% on green)",
+                    f"post-traffic hook: {canary['post_traffic']}",
+                    f"{canary['sent']} client requests, {canary['failed']} failed",
+                ])
+                self.report.image("Second model: actual vs predicted", f"actual_vs_predicted_{canary['model']}.png")
+                self.report.image("Traffic split over time", "traffic_split.png",
+                                  "share of requests answered by the green endpoint")
+            if "drift" in self.notes:
+                self.report.table("Drift violations", ["feature", "check", "description"],
+                                  [(v["feature_name"], v["constraint_check_type"], v["description"])
+                                   for v in self.notes["drift"]["violations"]])
+                self.report.image("Drift by feature", "drift_by_feature.png")
+            save_json(self.report.folder / "summary.json", self.notes | {"seen_runs": sorted(self.notes.get("seen_runs", []))})
+            path = self.report.write("safe-deploy demo")
+            self.stages.say(f"report: {path}")
+            return path
+
+    # ------------------------------------------------------------------ scenarios
+    def scenario(self, name: str) -> str:
+        blue_model = self.first_model()
+        blue = f"{blue_model}-prod"
+        with self.stages.stage(f"scenario {name}: {SCENARIOS[name]}"):
+            traffic: LoadGenerator | None = None
+            if name == "training-fails":
+                ssm = self.target.client("ssm")
+                parameter = self.target.output("HyperparametersParameterName")
+                value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+                ssm.put_parameter(Name=parameter, Value=value.replace('"eta": "0.2"', '"eta": "fast"'), Overwrite=True)
+                self.stages.say("set the training hyperparameter eta to 'fast'")
+            month = self.month(2, drift="fare-inflation" if name == "gate-rejects" else None)
+            model_id = self.upload(month, f"raw/month2-{name}.csv")
+            green = f"{model_id}-prod"
+            if name in ("training-fails", "gate-rejects"):
+                run = self.finish(model_id)
+            else:
+                link = self.to_approval(model_id)
+                if name == "approval-rejected":
+                    self.decide_on_page(link, False, "demo reviewer", "the plot looks wrong")
+                    run = self.finish(model_id)
+                elif name == "approval-times-out":
+                    self.stages.say("nobody answers; the approval window is 10 minutes (scaled)")
+                    run = self.finish(model_id)
+                else:
+                    if name == "pre-traffic-fails":
+                        self.cloud.faults.inject(green, "implausible")
+                    if name == "no-capture":
+                        self.cloud.faults.inject(green, "no-capture")
+                    traffic = self.load(self.traffic_rows(500, seed=21), rate=40)
+                    self.decide_on_page(link, True, "demo reviewer (--auto-approve)")
+                    if name == "green-errors":
+                        self.cloud.wait_for(lambda: self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded"), 120,
+                                            what="the pre-traffic hook")
+                        self.cloud.faults.inject(green, "errors")
+                        self.stages.say(f"{green} now fails every request")
+                    run = self.finish(model_id)
+            log = traffic.stop() if traffic else None
+            explanation = self.explain(run)
+            self.stages.say(explanation)
+            self.check_blue_serving(blue)
+            if log is not None:
+                self.stages.say(f"{log.sent} client requests during the promotion and rollback, {len(log.failed)} failed")
+                if log.failed:
+                    raise StageFailed(name, f"{len(log.failed)} client requests failed")
+            if run.status == "SUCCEEDED":
+                raise StageFailed(name, "the run succeeded, but the scenario should have stopped it")
+            return explanation
+
+    def check_blue_serving(self, blue: str) -> None:
+        release = ops.release(self.target)
+        if release.production_endpoint != blue or release.routing:
+            raise StageFailed("rollback", f"production is {release.production_endpoint}, routing {release.routing}")
+        sagemaker = self.target.client("sagemaker")
+        endpoints = sorted(e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"])
+        configs = sorted(c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"])
+        models = sorted(m["ModelName"] for m in sagemaker.list_models()["Models"])
+        schedules = sorted(s["MonitoringScheduleName"] for s in
+                           sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"])
+        expected = ([blue], [blue], [blue], [f"{blue}-monitor"])
+        found = (endpoints, configs, models, schedules)
+        if found != expected:
+            raise StageFailed("cleanup", f"left behind: endpoints {endpoints}, configs {configs}, "
+                                         f"models {models}, schedules {schedules}")
+        self.stages.say(f"blue {blue} serves; nothing orphaned (1 endpoint, config, model, schedule)")
+
+
+def _distances(violations: list[dict[str, str]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for violation in violations:
+        match = re.search(r"distance: ([0-9.eE+-]+)", violation["description"])
+        if match:
+            found[violation["feature_name"]] = float(match.group(1))
+    return found
+
+
+def run_demo(
+    project_root: Path,
+    workdir: Path,
+    scenario: str | None = None,
+    data: Path | None = None,
+    auto_approve: bool = True,
+    time_scale: float | None = None,
+) -> Path | str:
+    stages = Stages()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    settings = LocalSettings(
+        project_root=project_root,
+        workdir=workdir / "cloud",
+        parameter_overrides=dict(SCENARIO_PARAMETERS.get(scenario or "", {})),
+    )
+    if time_scale is not None:
+        settings.time_scale = time_scale
+    with stages.stage("start the local cloud (moto, the template's resources, the API)"):
+        cloud = LocalCloud(settings).start()
+    try:
+        connection = workdir / "local.json"
+        cloud.write_connection_file(connection)
+        target = Target.local_cloud(connection)
+        stages.say(f"AWS endpoint {cloud.aws_url}; API {cloud.endpoints.api}; outbox {cloud.outbox}")
+        demo = Demo(cloud, target, stages, workdir, auto_approve, data)
+        if scenario is not None:
+            return demo.scenario(scenario)
+        demo.first_model()
+        demo.canary()
+        demo.drift()
+        return demo.write_report()
+    finally:
+        cloud.stop()
+

@@ -1,0 +1,284 @@
+"""The local cloud: the real application (template, state machines, handlers, model code) on one
+machine, with no AWS account.
+
+moto, as a threaded server on 127.0.0.1, is the AWS API; the modules beside this one add, each in
+one place, what moto does not do: Lambda handlers run in-process, SageMaker jobs and endpoints run
+the model, CodeDeploy runs Lambda deployments, EventBridge reaches Lambda, alarms are evaluated,
+the template's API is served, and notifications land in an outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from safe_deploy.localcloud import codedeploy, events, fixes, lambdas, sagemaker, stepfunctions
+from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
+from safe_deploy.localcloud.codedeploy import CodeDeployEmulator
+from safe_deploy.localcloud.lambdas import HandlerHost
+from safe_deploy.localcloud.metrics import Alarms, MetricStore
+from safe_deploy.localcloud.provision import Provisioner, outputs
+from safe_deploy.localcloud.sagemaker import SageMakerEmulator
+from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
+from safe_deploy.localcloud.template import Stack, load
+
+LOCAL_ACCESS_KEY = "local-operator"
+_RUNNING: list[LocalCloud] = []  # moto's state is process-wide: one local cloud at a time
+
+
+@dataclass
+class Endpoints:
+    """Where to point clients."""
+
+    aws: str
+    api: str
+    outbox: Path
+
+
+class LocalCloud:
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.feed = ActivityFeed()
+        self.metrics = MetricStore()
+        self.faults = Faults()
+        self.alarms = Alarms(self.metrics, settings, self.feed)
+        self._threads_stop = threading.Event()
+        self._saved_env: dict[str, str] = {}
+        self._server: ThreadedMotoServer | None = None
+        self.outputs: dict[str, str] = {}
+        self.not_emulated: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalCloud:
+        if _RUNNING:
+            raise RuntimeError("a local cloud is already running in this process")
+        settings = self.settings
+        if settings.workdir.exists():
+            shutil.rmtree(settings.workdir)
+        settings.workdir.mkdir(parents=True)
+        self.outbox = settings.workdir / "outbox"
+        self.outbox.mkdir()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
+        logging.getLogger("moto").setLevel(logging.CRITICAL)  # failed states are reported as such
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.aws_port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.aws_url = f"http://{host}:{port}"
+        self._set_environment(
+            {
+                "AWS_ENDPOINT_URL": self.aws_url,
+                "MOTO_PORT": str(port),
+                "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET,
+                "AWS_SESSION_TOKEN": "",
+                "AWS_DEFAULT_REGION": settings.region,
+                "AWS_REGION": settings.region,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "TZ": "UTC",
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        time.tzset()
+        requests.post(f"{self.aws_url}/moto-api/reset", timeout=10)
+        requests.post(
+            f"{self.aws_url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+            timeout=10,
+        )
+        _RUNNING.append(self)
+        try:
+            self._install_and_provision()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            if key not in self._saved_env:
+                self._saved_env[key] = os.environ.get(key, "\0")
+            os.environ[key] = value
+
+    def _install_and_provision(self) -> None:
+        settings = self.settings
+        template = load(settings.template_path)
+        globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+        self.stack = Stack(
+            template, settings.stack_name, settings.region, settings.account, settings.parameter_overrides
+        )
+        base_env = {k: str(self.stack.resolve(v)) for k, v in globals_env.get("Variables", {}).items()}
+        self._set_environment(base_env)  # read at run time too (metrics namespace, service name)
+        self.host = HandlerHost(settings, self.metrics, self.feed, base_env)
+        self.sagemaker = SageMakerEmulator(settings, self.feed, self.metrics, self.faults)
+        self.codedeploy = CodeDeployEmulator(settings, self.feed, self.alarms)
+        fixes.install()
+        stepfunctions.install(settings.time_scale)
+        lambdas.install(self.host)
+        sagemaker.install(self.sagemaker)
+        codedeploy.install(self.codedeploy)
+        events.install(self.feed)
+        self.api = LocalApi(settings, self.feed, self.metrics)
+        self.api.start()
+        provisioner = Provisioner(
+            settings, self.stack, self.host, self.api, self.alarms, self.feed, api_origin=self.api.origin
+        )
+        provisioner.create_all()
+        self.provisioner = provisioner
+        self.not_emulated = provisioner.not_emulated
+        self.outputs = {k: provisioner.localize(v) for k, v in outputs(self.stack).items()}
+        self._subscribe_outbox()
+        for target in (self.sagemaker.scheduler, self._watch_alarms, self._drain_outbox):
+            threading.Thread(target=target, daemon=True).start()
+
+    def stop(self) -> None:
+        self._threads_stop.set()
+        if hasattr(self, "sagemaker"):
+            self.sagemaker.stop()
+        if hasattr(self, "api"):
+            self.api.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for key, value in self._saved_env.items():
+            if value == "\0":
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ what clients need
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.aws_url, self.outputs.get("ApiUrl", self.api.origin), self.outbox)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.settings.region, endpoint_url=self.aws_url)
+
+    def write_connection_file(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "aws_endpoint_url": self.aws_url,
+                    "region": self.settings.region,
+                    "api_url": self.endpoints.api,
+                    "outbox": str(self.outbox),
+                    "outputs": self.outputs,
+                    "access_key": LOCAL_ACCESS_KEY,
+                    "secret_key": LOCAL_SECRET,
+                    "pid": os.getpid(),
+                },
+                indent=2,
+            )
+        )
+
+    # ------------------------------------------------------------------ background work
+    def _watch_alarms(self) -> None:
+        cloudwatch = self.client("cloudwatch")
+        while not self._threads_stop.wait(0.25):
+            for name, state in self.alarms.evaluate_all().items():
+                try:
+                    cloudwatch.set_alarm_state(
+                        AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
+                    )
+                except Exception:  # the server is going away
+                    return
+            points = self.metrics.drain()
+            for start in range(0, len(points), 500):
+                chunk = points[start : start + 500]
+                by_namespace: dict[str, list[dict[str, Any]]] = {}
+                for p in chunk:
+                    by_namespace.setdefault(p.namespace, []).append(
+                        {
+                            "MetricName": p.name,
+                            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(p.dimensions)],
+                            "Value": p.value,
+                            "Unit": p.unit if p.unit != "None" else "None",
+                        }
+                    )
+                for namespace, data in by_namespace.items():
+                    try:
+                        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+                    except Exception:
+                        return
+
+    def _subscribe_outbox(self) -> None:
+        sns, sqs = self.client("sns"), self.client("sqs")
+        self._outbox_queue = sqs.create_queue(QueueName="local-outbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._outbox_queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        for topic in sns.list_topics()["Topics"]:
+            sns.subscribe(TopicArn=topic["TopicArn"], Protocol="sqs", Endpoint=queue_arn)
+
+    def _drain_outbox(self) -> None:
+        sqs = self.client("sqs")
+        folder = self.outbox / "sns"
+        folder.mkdir(exist_ok=True)
+        count = 0
+        while not self._threads_stop.wait(0.1):
+            try:
+                messages = sqs.receive_message(QueueUrl=self._outbox_queue, MaxNumberOfMessages=10).get(
+                    "Messages", []
+                )
+            except Exception:
+                return
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                count += 1
+                record = {
+                    "channel": "sns",
+                    "topic": envelope.get("TopicArn"),
+                    "subject": envelope.get("Subject"),
+                    "message": envelope.get("Message"),
+                    "timestamp": envelope.get("Timestamp"),
+                }
+                (folder / f"{count:04d}.json").write_text(json.dumps(record, indent=2))
+                self.feed.emit("outbox", f"SNS: {record['subject']}", record=record)
+                sqs.delete_message(QueueUrl=self._outbox_queue, ReceiptHandle=message["ReceiptHandle"])
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for(
+        self, condition: Any, timeout: float, interval: float = 0.1, what: str = "condition"
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextmanager
+def running(settings: LocalSettings) -> Iterator[LocalCloud]:
+    cloud = LocalCloud(settings)
+    cloud.start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()

@@ -1,0 +1,233 @@
+"""Lambda for the local cloud: every invocation moto receives runs the real handler in-process.
+
+Each function version is imported once with the environment its configuration holds (the
+template's, or what the deploy state machine published), so a version bound to the green
+endpoint really is bound to it. Alias routing weights pick the version, as Lambda does. What a
+handler prints (logs, EMF metrics) is kept per function, and metrics reach the local CloudWatch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from safe_deploy.localcloud.metrics import MetricStore
+from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    logical_id: str
+    code_dir: Path
+    handler: str  # "app.lambda_handler"
+    memory_mb: int
+    timeout: int
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools and handlers read from the Lambda context."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    deadline: float
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+class _ThreadStdout(io.TextIOBase):
+    """sys.stdout that sends a thread's writes to that thread's buffer while it runs a handler."""
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer = getattr(self.local, "buffer", None)
+        if buffer is not None:
+            return int(buffer.write(text))
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    @contextmanager
+    def capture(self) -> Iterator[io.StringIO]:
+        previous = getattr(self.local, "buffer", None)
+        self.local.buffer = io.StringIO()
+        try:
+            yield self.local.buffer
+        finally:
+            self.local.buffer = previous
+
+
+class HandlerHost:
+    """Imports and runs the project's handlers."""
+
+    def __init__(
+        self, settings: LocalSettings, metrics: MetricStore, feed: ActivityFeed, base_env: dict[str, str]
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.feed = feed
+        self.base_env = base_env
+        self.code: dict[str, FunctionCode] = {}  # function name -> code
+        self._modules: dict[tuple[str, str], Handler] = {}
+        self._import_lock = threading.Lock()
+        self.logs_dir = settings.workdir / "logs"
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._log_lock = threading.Lock()
+        if not isinstance(sys.stdout, _ThreadStdout):
+            sys.stdout = _ThreadStdout(sys.stdout)
+        self.stdout: _ThreadStdout = sys.stdout
+
+    def register(self, function_name: str, code: FunctionCode) -> None:
+        self.code[function_name] = code
+
+    def _handler(self, function_name: str, environment: dict[str, str]) -> Handler:
+        key = (function_name, json.dumps(environment, sort_keys=True))
+        with self._import_lock:
+            if key in self._modules:
+                return self._modules[key]
+            code = self.code[function_name]
+            module_name, attribute = code.handler.rsplit(".", 1)
+            path = code.code_dir / f"{module_name.replace('.', '/')}.py"
+            unique = f"_local_{code.logical_id}_{len(self._modules)}"
+            spec = importlib.util.spec_from_file_location(unique, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module: ModuleType = importlib.util.module_from_spec(spec)
+            saved = dict(os.environ)
+            os.environ.update(self.base_env)
+            os.environ.update(environment)
+            try:
+                with self.stdout.capture() as out:
+                    spec.loader.exec_module(module)
+                self._keep_logs(function_name, out.getvalue())
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            handler: Handler = getattr(module, attribute)
+            self._modules[key] = handler
+            return handler
+
+    def _keep_logs(self, function_name: str, text: str) -> None:
+        if not text:
+            return
+        for line in text.splitlines():
+            self.metrics.ingest_emf(line)
+        with self._log_lock, (self.logs_dir / f"{function_name}.log").open("a") as log:
+            log.write(text if text.endswith("\n") else text + "\n")
+        if self.settings.verbose:
+            self.stdout.real.write(text)
+
+    def run(self, fn: Any, event: Any, alias: str | None) -> tuple[bytes, str | None]:
+        """Invoke one version; returns the payload and the function error, if any."""
+        code = self.code.get(fn.function_name)
+        if code is None:
+            body = {"errorType": "ResourceNotFoundException", "errorMessage": "no local code"}
+            return json.dumps(body).encode(), "Unhandled"
+        environment = dict(fn.environment_vars or {})
+        context = LambdaContext(
+            function_name=fn.function_name,
+            function_version=str(fn.version),
+            invoked_function_arn=fn.function_arn + (f":{alias}" if alias else ""),
+            memory_limit_in_mb=code.memory_mb,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.time() + code.timeout,
+            log_group_name=f"/aws/lambda/{fn.function_name}",
+        )
+        started = time.perf_counter()
+        error: str | None = None
+        with self.stdout.capture() as out:
+            try:
+                result = self._handler(fn.function_name, environment)(event, context)
+                payload = json.dumps(result).encode()
+            except Exception as exc:  # a handler's failure is the invocation's error
+                error = "Unhandled"
+                payload = json.dumps(
+                    {
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                        "stackTrace": traceback.format_tb(exc.__traceback__),
+                    }
+                ).encode()
+                traceback.print_exc(file=out)
+        self._keep_logs(fn.function_name, out.getvalue())
+        self._lambda_metrics(fn, alias, error is not None, time.perf_counter() - started)
+        return payload, error
+
+    def _lambda_metrics(self, fn: Any, alias: str | None, failed: bool, seconds: float) -> None:
+        resources = [fn.function_name] + ([f"{fn.function_name}:{alias}"] if alias else [])
+        for resource in resources:
+            dims = {"FunctionName": fn.function_name, "Resource": resource}
+            self.metrics.put("AWS/Lambda", "Invocations", dims, 1, "Count")
+            self.metrics.put("AWS/Lambda", "Errors", dims, 1 if failed else 0, "Count")
+            self.metrics.put("AWS/Lambda", "Duration", dims, seconds * 1000, "Milliseconds")
+
+
+def _resolve(backend: Any, function_name: str, qualifier: str | None) -> tuple[Any, str | None]:
+    """The version an invocation runs, by the alias's routing weights; and the alias, if any."""
+    name = function_name.split(":function:")[-1]
+    if ":" in name:
+        name, qualifier = name.split(":", 1)
+    fn = backend.get_function(name, qualifier)  # unknown: ResourceNotFoundException
+    if not qualifier or qualifier == "$LATEST" or qualifier.isdigit():
+        return fn, None
+    alias = backend.get_alias(qualifier, name)
+    weights = (alias.routing_config or {}).get("AdditionalVersionWeights") or {}
+    draw, total = random.random(), 0.0
+    for version, weight in weights.items():
+        total += float(weight)
+        if draw < total:
+            return backend.get_function(name, version), qualifier
+    return fn, qualifier
+
+
+def install(host: HandlerHost) -> None:
+    def invoke(
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
+        fn, alias = _resolve(self, function_name, qualifier)
+        text = body.decode() if isinstance(body, bytes) else body
+        event = json.loads(text) if text else {}
+        response_headers["x-amz-executed-version"] = str(fn.version)
+        kind = {k.lower(): v for k, v in dict(headers or {}).items()}.get("x-amz-invocation-type")
+        if kind == "Event":
+            threading.Thread(target=host.run, args=(fn, event, alias), daemon=True).start()
+            return b""
+        payload, error = host.run(fn, event, alias)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        return payload
+
+    LambdaSimpleBackend.invoke = invoke
