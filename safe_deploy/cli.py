@@ -205,17 +205,35 @@ def print_monitoring(
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Where the local cloud, data and report go.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the local cloud, data and report go.",
+)
 @click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), help="Run one failure scenario.")
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A real TLC month (CSV or Parquet) instead of synthetic data.")
-@click.option("--auto-approve/--no-auto-approve", default=True, show_default=True,
-              help="Approve on the page as a reviewer would, or wait for a person to.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A real TLC month (CSV or Parquet) instead of synthetic data.",
+)
+@click.option(
+    "--auto-approve/--no-auto-approve",
+    default=True,
+    show_default=True,
+    help="Approve on the page as a reviewer would, or wait for a person to.",
+)
 @click.option("--time-scale", type=float, help="Real seconds per simulated second (default 0.02).")
 @click.option("--core", is_flag=True, help="Only the model core, without the local cloud.")
-def demo(workdir: Path, scenario: str | None, data: Path | None, auto_approve: bool,
-         time_scale: float | None, core: bool) -> None:
+def demo(
+    workdir: Path,
+    scenario: str | None,
+    data: Path | None,
+    auto_approve: bool,
+    time_scale: float | None,
+    core: bool,
+) -> None:
     """The whole pipeline in the local cloud, from an S3 upload to a canaried, monitored model."""
     if core:
         from safe_deploy.core_demo import run_core_demo
@@ -226,7 +244,9 @@ def demo(workdir: Path, scenario: str | None, data: Path | None, auto_approve: b
 
     result = run_demo(_project_root(), workdir, scenario, data, auto_approve, time_scale)
     if scenario:
-        console.print(f"[green]scenario {scenario} behaved as it should:[/green] {escape(str(result))}")
+        console.print(
+            f"[green]scenario {scenario} behaved as it should:[/green] {escape(str(result))}"
+        )
     else:
         console.print(f"[green]demo complete[/green]; report at {escape(str(result))}")
 

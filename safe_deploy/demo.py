@@ -29,7 +29,7 @@ from model.schema import FEATURES
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
 from safe_deploy import ops
-from safe_deploy.console import StageFailed, Stages, console
+from safe_deploy.console import StageFailed, Stages
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
@@ -78,28 +78,39 @@ class Demo:
         if self.data is not None and drift is None:
             return self.data
         path = self.workdir / "data" / f"green_tripdata_2018-{index:02d}.csv"
-        write_trips(synth_trips(MONTH_ROWS, seed=index, drift=drift, month=f"2018-{index:02d}"), path)
+        write_trips(
+            synth_trips(MONTH_ROWS, seed=index, drift=drift, month=f"2018-{index:02d}"), path
+        )
         return path
 
     def traffic_rows(self, count: int, seed: int, drift: str | None = None) -> list[list[float]]:
         path = self.workdir / "data" / f"traffic-{seed}-{drift or 'plain'}.csv"
         write_trips(synth_trips(max(count * 2, 500), seed=seed, drift=drift, month="2018-03"), path)
         table = trips_table(path).dropna()
-        table = table[(table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)]
+        table = table[
+            (table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)
+        ]
         return table[list(FEATURES)].head(count).to_numpy().tolist()
 
     def upload(self, path: Path, key: str | None = None) -> str:
         uploaded = ops.upload_data(self.target, path, key)
         self.stages.say(f"uploaded {path.name} to s3://{uploaded.bucket}/{uploaded.key}")
         run = self.cloud.wait_for(
-            lambda: next((r for r in ops.runs(self.target, 20) if r.started.timestamp() > time.time() - 60
-                          and r.name not in self.notes.setdefault("seen_runs", set())), None),
+            lambda: next(
+                (
+                    r
+                    for r in ops.runs(self.target, 20)
+                    if r.started.timestamp() > time.time() - 60
+                    and r.name not in self.notes.setdefault("seen_runs", set())
+                ),
+                None,
+            ),
             30,
             what="the pipeline to start",
         )
         self.notes["seen_runs"].add(run.name)
         self.stages.say(f"EventBridge started pipeline run {run.name}")
-        return run.name
+        return str(run.name)
 
     def follow(self, model_id: str, until: Callable[[ops.Run], bool], timeout: float) -> ops.Run:
         """Print each step the run enters until ``until`` holds or the run ends."""
@@ -113,8 +124,16 @@ class Demo:
             if step != last and step is not None:
                 self.stages.say(f"  step: {step}")
                 last = step
-            run = ops.Run(model_id, arn, described["status"], described["startDate"],
-                          described.get("stopDate"), step, described.get("error"), described.get("cause"))
+            run = ops.Run(
+                model_id,
+                arn,
+                described["status"],
+                described["startDate"],
+                described.get("stopDate"),
+                step,
+                described.get("error"),
+                described.get("cause"),
+            )
             if run.status != "RUNNING" or until(run):
                 return run
             time.sleep(0.2)
@@ -128,7 +147,9 @@ class Demo:
 
             for path in sorted(folder.glob("*.json")):
                 message = json.loads(path.read_text())
-                if model_id in (message.get("subject") or "") and "Approve" in (message.get("subject") or ""):
+                if model_id in (message.get("subject") or "") and "Approve" in (
+                    message.get("subject") or ""
+                ):
                     found = re.search(r"(http://\S+/approvals/\S+)", message.get("message") or "")
                     if found:
                         return found.group(1)
@@ -161,7 +182,9 @@ class Demo:
         arn = ops.find_run(self.target, model_id)
         self.stages.say("open the link above and approve or reject (waiting)")
         self.cloud.wait_for(
-            lambda: (ops.approval_of(self.target, arn) or {}).get("status") not in (None, "PENDING"),
+            lambda: (
+                (ops.approval_of(self.target, arn) or {}).get("status") not in (None, "PENDING")
+            ),
             24 * 3600,
             interval=1.0,
             what="a decision",
@@ -177,7 +200,12 @@ class Demo:
             self.stages.say(f"  message in the outbox: {path.relative_to(self.cloud.outbox)}")
         return link
 
-    def load(self, rows: list[list[float]], rate: float = 40.0, echo: Callable[[Answer], None] | None = None) -> LoadGenerator:
+    def load(
+        self,
+        rows: list[list[float]],
+        rate: float = 40.0,
+        echo: Callable[[Answer], None] | None = None,
+    ) -> LoadGenerator:
         return LoadGenerator(self.target, rows, rate=rate, workers=4, on_answer=echo).start()
 
     def finish(self, model_id: str) -> ops.Run:
@@ -192,7 +220,9 @@ class Demo:
 
     # ------------------------------------------------------------------ stage 1
     def first_model(self) -> str:
-        with self.stages.stage("month 1: upload, retrain, gate, dev test, approval, first promotion"):
+        with self.stages.stage(
+            "month 1: upload, retrain, gate, dev test, approval, first promotion"
+        ):
             model_id = self.upload(self.month(1))
             link = self.to_approval(model_id)
             shifts = len(self.cloud.feed.find("codedeploy", "100% of live"))
@@ -202,8 +232,10 @@ class Demo:
                 self.wait_for_decision(model_id)
             # Clients arrive once the first model is live: the post-traffic hook waits for them.
             self.cloud.wait_for(
-                lambda: len(self.cloud.feed.find("codedeploy", "100% of live")) > shifts
-                or ops.runs(self.target, 1)[0].status != "RUNNING",
+                lambda: (
+                    len(self.cloud.feed.find("codedeploy", "100% of live")) > shifts
+                    or ops.runs(self.target, 1)[0].status != "RUNNING"
+                ),
                 TRAINING_TIMEOUT,
                 what="the first model to go live",
             )
@@ -214,16 +246,23 @@ class Demo:
                 raise StageFailed("first promotion", self.explain(run))
             release = ops.release(self.target)
             self.stages.say(
-                f"production serves {release.production_endpoint} (live -> version {release.live_version}); "
+                f"production serves {release.production_endpoint} "
+                f"(live -> version {release.live_version}); "
                 f"{log.sent} requests since it went live, {len(log.failed)} failed"
             )
-            self.notes["first"] = {"model": model_id, "endpoint": release.production_endpoint,
-                                   "sent": log.sent, "failed": len(log.failed)}
+            self.notes["first"] = {
+                "model": model_id,
+                "endpoint": release.production_endpoint,
+                "sent": log.sent,
+                "failed": len(log.failed),
+            }
             return model_id
 
     # ------------------------------------------------------------------ stage 2
     def canary(self) -> str:
-        with self.stages.stage("month 2: retrain, approve, canary 10% -> post-traffic hook -> 100%"):
+        with self.stages.stage(
+            "month 2: retrain, approve, canary 10% -> post-traffic hook -> 100%"
+        ):
             blue = ops.release(self.target).production_endpoint
             key = None
             if self.data is not None:
@@ -236,19 +275,25 @@ class Demo:
             def echo(answer: Answer) -> None:
                 """Every request green answers while it bakes, and every 25th of the others."""
                 shown["n"] += 1
-                baking = bool(self.cloud.feed.find("codedeploy", "10% of live")) and not self.cloud.feed.find(
-                    "codedeploy", "100% of live"
-                )
+                baking = bool(
+                    self.cloud.feed.find("codedeploy", "10% of live")
+                ) and not self.cloud.feed.find("codedeploy", "100% of live")
                 if (answer.endpoint == green and baking) or shown["n"] % 25 == 0:
                     colour = "green" if answer.endpoint == green else "blue"
-                    outcome = f"{answer.prediction:.2f}" if answer.prediction is not None else answer.error
+                    outcome = (
+                        f"{answer.prediction:.2f}"
+                        if answer.prediction is not None
+                        else answer.error
+                    )
                     self.stages.say(
                         f"  request {shown['n']:4d} -> [{colour}]{answer.endpoint}[/{colour}] "
                         f"{answer.status} {outcome}"
                     )
 
             traffic = self.load(self.traffic_rows(600, seed=12), rate=40, echo=echo)
-            self.decide_on_page(link, True, "demo reviewer (--auto-approve)") if self.auto_approve else self.wait_for_decision(model_id)
+            self.decide_on_page(
+                link, True, "demo reviewer (--auto-approve)"
+            ) if self.auto_approve else self.wait_for_decision(model_id)
             run = self.finish(model_id)
             log = traffic.stop()
             if run.status != "SUCCEEDED":
@@ -271,10 +316,19 @@ class Demo:
             if not gone or log.failed:
                 raise StageFailed("canary", "blue was not retired or client requests failed")
             marks = {"10%": shift.at, "100%": full.at}
-            traffic_split_png(log.snapshot(), green, self.report.folder / "traffic_split.png", marks)
-            self.notes["canary"] = {"model": model_id, "blue": blue, "green": green, "bake": dict(during),
-                                    "green_share": share, "sent": log.sent, "failed": len(log.failed),
-                                    "post_traffic": hook_log}
+            traffic_split_png(
+                log.snapshot(), green, self.report.folder / "traffic_split.png", marks
+            )
+            self.notes["canary"] = {
+                "model": model_id,
+                "blue": blue,
+                "green": green,
+                "bake": dict(during),
+                "green_share": share,
+                "sent": log.sent,
+                "failed": len(log.failed),
+                "post_traffic": hook_log,
+            }
             return model_id
 
     def _hook_summary(self, logical_id: str) -> str | None:
@@ -310,7 +364,9 @@ class Demo:
                 answer = self.target.signed("POST", "/predict", body, {"Content-Type": "text/csv"})
                 sent += 1
                 failed += int(answer.status_code != 200)
-            self.stages.say(f"sent {len(rows):,} drifted trips in {sent} requests ({failed} failed)")
+            self.stages.say(
+                f"sent {len(rows):,} drifted trips in {sent} requests ({failed} failed)"
+            )
             endpoint = ops.release(self.target).production_endpoint
             assert endpoint is not None
             execution = self.cloud.sagemaker.run_schedule(f"{endpoint}-monitor")
@@ -318,14 +374,23 @@ class Demo:
             report = ops.drift_report(self.target)
             distances = _distances(report.violations)
             for violation in report.violations:
-                self.stages.say(f"  {violation['feature_name']}: {violation['constraint_check_type']}: "
-                                f"{violation['description']}")
-            self.cloud.wait_for(lambda: self.cloud.feed.find("outbox", "Drift on"), 30,
-                                what="the drift notification")
-            self.stages.say("drift check function published the violations (SNS message in the outbox)")
+                self.stages.say(
+                    f"  {violation['feature_name']}: {violation['constraint_check_type']}: "
+                    f"{violation['description']}"
+                )
+            self.cloud.wait_for(
+                lambda: self.cloud.feed.find("outbox", "Drift on"),
+                30,
+                what="the drift notification",
+            )
+            self.stages.say(
+                "drift check function published the violations (SNS message in the outbox)"
+            )
             if not report.violations:
                 raise StageFailed("drift", "the drifted traffic raised no violation")
-            drift_png(distances, DEFAULT_COMPARISON_THRESHOLD, self.report.folder / "drift_by_feature.png")
+            drift_png(
+                distances, DEFAULT_COMPARISON_THRESHOLD, self.report.folder / "drift_by_feature.png"
+            )
             self.notes["drift"] = {"violations": report.violations, "distances": distances}
 
     # ------------------------------------------------------------------ stage 4
@@ -333,37 +398,65 @@ class Demo:
         with self.stages.stage("report"):
             artifacts = self.target.output("ArtifactBucketName")
             s3 = self.target.client("s3")
-            for model in (self.notes.get("first", {}).get("model"), self.notes.get("canary", {}).get("model")):
+            for model in (
+                self.notes.get("first", {}).get("model"),
+                self.notes.get("canary", {}).get("model"),
+            ):
                 if model:
                     key = f"runs/{model}/evaluation/actual_vs_predicted.png"
-                    s3.download_file(artifacts, key, str(self.report.folder / f"actual_vs_predicted_{model}.png"))
+                    s3.download_file(
+                        artifacts, key, str(self.report.folder / f"actual_vs_predicted_{model}.png")
+                    )
             release = ops.release(self.target)
-            self.report.text("Production", [
-                f"endpoint: {release.production_endpoint}",
-                f"live alias: version {release.live_version}",
-                f"champion: {release.champion}",
-            ])
+            self.report.text(
+                "Production",
+                [
+                    f"endpoint: {release.production_endpoint}",
+                    f"live alias: version {release.live_version}",
+                    f"champion: {release.champion}",
+                ],
+            )
             if "first" in self.notes:
                 first = self.notes["first"]
-                self.report.image("First model: actual vs predicted (dev endpoint, test split)",
-                                  f"actual_vs_predicted_{first['model']}.png")
+                self.report.image(
+                    "First model: actual vs predicted (dev endpoint, test split)",
+                    f"actual_vs_predicted_{first['model']}.png",
+                )
             if "canary" in self.notes:
                 canary = self.notes["canary"]
-                self.report.text("Canary", [
-                    f"blue {canary['blue']} -> green {canary['green']}",
-                    f"during the bake: {canary['bake']} ({canary['green_share']:.1f}% on green)",
-                    f"post-traffic hook: {canary['post_traffic']}",
-                    f"{canary['sent']} client requests, {canary['failed']} failed",
-                ])
-                self.report.image("Second model: actual vs predicted", f"actual_vs_predicted_{canary['model']}.png")
-                self.report.image("Traffic split over time", "traffic_split.png",
-                                  "share of requests answered by the green endpoint")
+                self.report.text(
+                    "Canary",
+                    [
+                        f"blue {canary['blue']} -> green {canary['green']}",
+                        f"during the bake: {canary['bake']} "
+                        f"({canary['green_share']:.1f}% on green)",
+                        f"post-traffic hook: {canary['post_traffic']}",
+                        f"{canary['sent']} client requests, {canary['failed']} failed",
+                    ],
+                )
+                self.report.image(
+                    "Second model: actual vs predicted",
+                    f"actual_vs_predicted_{canary['model']}.png",
+                )
+                self.report.image(
+                    "Traffic split over time",
+                    "traffic_split.png",
+                    "share of requests answered by the green endpoint",
+                )
             if "drift" in self.notes:
-                self.report.table("Drift violations", ["feature", "check", "description"],
-                                  [(v["feature_name"], v["constraint_check_type"], v["description"])
-                                   for v in self.notes["drift"]["violations"]])
+                self.report.table(
+                    "Drift violations",
+                    ["feature", "check", "description"],
+                    [
+                        (v["feature_name"], v["constraint_check_type"], v["description"])
+                        for v in self.notes["drift"]["violations"]
+                    ],
+                )
                 self.report.image("Drift by feature", "drift_by_feature.png")
-            save_json(self.report.folder / "summary.json", self.notes | {"seen_runs": sorted(self.notes.get("seen_runs", []))})
+            save_json(
+                self.report.folder / "summary.json",
+                self.notes | {"seen_runs": sorted(self.notes.get("seen_runs", []))},
+            )
             path = self.report.write("safe-deploy demo")
             self.stages.say(f"report: {path}")
             return path
@@ -378,7 +471,11 @@ class Demo:
                 ssm = self.target.client("ssm")
                 parameter = self.target.output("HyperparametersParameterName")
                 value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-                ssm.put_parameter(Name=parameter, Value=value.replace('"eta": "0.2"', '"eta": "fast"'), Overwrite=True)
+                ssm.put_parameter(
+                    Name=parameter,
+                    Value=value.replace('"eta": "0.2"', '"eta": "fast"'),
+                    Overwrite=True,
+                )
                 self.stages.say("set the training hyperparameter eta to 'fast'")
             month = self.month(2, drift="fare-inflation" if name == "gate-rejects" else None)
             model_id = self.upload(month, f"raw/month2-{name}.csv")
@@ -399,10 +496,23 @@ class Demo:
                     if name == "no-capture":
                         self.cloud.faults.inject(green, "no-capture")
                     traffic = self.load(self.traffic_rows(500, seed=21), rate=40)
+                    passed = len(
+                        self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded")
+                    )
                     self.decide_on_page(link, True, "demo reviewer (--auto-approve)")
                     if name == "green-errors":
-                        self.cloud.wait_for(lambda: self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded"), 120,
-                                            what="the pre-traffic hook")
+                        self.cloud.wait_for(
+                            lambda: (
+                                len(
+                                    self.cloud.feed.find(
+                                        "codedeploy", "BeforeAllowTraffic: Succeeded"
+                                    )
+                                )
+                                > passed
+                            ),
+                            120,
+                            what="the pre-traffic hook",
+                        )
                         self.cloud.faults.inject(green, "errors")
                         self.stages.say(f"{green} now fails every request")
                     run = self.finish(model_id)
@@ -411,29 +521,51 @@ class Demo:
             self.stages.say(explanation)
             self.check_blue_serving(blue)
             if log is not None:
-                self.stages.say(f"{log.sent} client requests during the promotion and rollback, {len(log.failed)} failed")
+                self.stages.say(
+                    f"{log.sent} client requests during the promotion and rollback, "
+                    f"{len(log.failed)} failed"
+                )
                 if log.failed:
-                    raise StageFailed(name, f"{len(log.failed)} client requests failed")
+                    first = log.failed[0]
+                    raise StageFailed(
+                        name,
+                        f"{len(log.failed)} client requests failed; the first: {first.status} from "
+                        f"{first.endpoint}: {first.error}",
+                    )
             if run.status == "SUCCEEDED":
-                raise StageFailed(name, "the run succeeded, but the scenario should have stopped it")
+                raise StageFailed(
+                    name, "the run succeeded, but the scenario should have stopped it"
+                )
             return explanation
 
     def check_blue_serving(self, blue: str) -> None:
         release = ops.release(self.target)
         if release.production_endpoint != blue or release.routing:
-            raise StageFailed("rollback", f"production is {release.production_endpoint}, routing {release.routing}")
+            raise StageFailed(
+                "rollback",
+                f"production is {release.production_endpoint}, routing {release.routing}",
+            )
         sagemaker = self.target.client("sagemaker")
         endpoints = sorted(e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"])
-        configs = sorted(c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"])
+        configs = sorted(
+            c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]
+        )
         models = sorted(m["ModelName"] for m in sagemaker.list_models()["Models"])
-        schedules = sorted(s["MonitoringScheduleName"] for s in
-                           sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"])
+        schedules = sorted(
+            s["MonitoringScheduleName"]
+            for s in sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]
+        )
         expected = ([blue], [blue], [blue], [f"{blue}-monitor"])
         found = (endpoints, configs, models, schedules)
         if found != expected:
-            raise StageFailed("cleanup", f"left behind: endpoints {endpoints}, configs {configs}, "
-                                         f"models {models}, schedules {schedules}")
-        self.stages.say(f"blue {blue} serves; nothing orphaned (1 endpoint, config, model, schedule)")
+            raise StageFailed(
+                "cleanup",
+                f"left behind: endpoints {endpoints}, configs {configs}, "
+                f"models {models}, schedules {schedules}",
+            )
+        self.stages.say(
+            f"blue {blue} serves; nothing orphaned (1 endpoint, config, model, schedule)"
+        )
 
 
 def _distances(violations: list[dict[str, str]]) -> dict[str, float]:
@@ -469,7 +601,9 @@ def run_demo(
         connection = workdir / "local.json"
         cloud.write_connection_file(connection)
         target = Target.local_cloud(connection)
-        stages.say(f"AWS endpoint {cloud.aws_url}; API {cloud.endpoints.api}; outbox {cloud.outbox}")
+        stages.say(
+            f"AWS endpoint {cloud.aws_url}; API {cloud.endpoints.api}; outbox {cloud.outbox}"
+        )
         demo = Demo(cloud, target, stages, workdir, auto_approve, data)
         if scenario is not None:
             return demo.scenario(scenario)
@@ -479,4 +613,3 @@ def run_demo(
         return demo.write_report()
     finally:
         cloud.stop()
-

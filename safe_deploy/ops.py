@@ -100,11 +100,12 @@ def approval_of(target: Target, execution_arn: str) -> dict[str, Any] | None:
     ).get("Items", [])
     if not items:
         return None
-    latest = max(items, key=lambda i: int(i["created_at"]))
+    latest = max(items, key=lambda i: int(str(i["created_at"])))
     return {
-        k: (int(v) if hasattr(v, "to_integral_value") else v)
+        k: (int(str(v)) if hasattr(v, "to_integral_value") else v)
         for k, v in latest.items()
-        if k in ("approval_id", "status", "decided_by", "decided_at", "reason", "channels", "expires_at")
+        if k
+        in ("approval_id", "status", "decided_by", "decided_at", "reason", "channels", "expires_at")
     }
 
 
@@ -137,9 +138,9 @@ class Release:
 
 def release(target: Target, deployments: int = 3) -> Release:
     ssm = target.client("ssm")
-    endpoint = ssm.get_parameter(Name=target.output("ProductionEndpointParameterName"))["Parameter"][
-        "Value"
-    ]
+    endpoint = ssm.get_parameter(Name=target.output("ProductionEndpointParameterName"))[
+        "Parameter"
+    ]["Value"]
     champion = json.loads(
         ssm.get_parameter(Name=target.output("ChampionParameterName"))["Parameter"]["Value"] or "{}"
     )
@@ -148,7 +149,9 @@ def release(target: Target, deployments: int = 3) -> Release:
     )
     routing = {
         str(k): float(v)
-        for k, v in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()
+        for k, v in (
+            (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        ).items()
     }
     codedeploy = target.client("codedeploy")
     ids = codedeploy.list_deployments(
@@ -211,7 +214,11 @@ def drift_report(target: Target) -> DriftReport:
         return json.loads(body)
 
     return DriftReport(
-        endpoint, schedule, latest, read("constraint_violations.json")["violations"], read("statistics.json")
+        endpoint,
+        schedule,
+        latest,
+        read("constraint_violations.json")["violations"],
+        read("statistics.json"),
     )
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib import pyplot as plt
 
-from safe_deploy.traffic import Answer  # noqa: E402
+from safe_deploy.traffic import Answer
 
 
 @dataclass
@@ -32,21 +32,26 @@ class Report:
     def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+            for row in rows
         )
         self.sections.append((title, f"<table><tr>{head}</tr>{body}</table>"))
 
     def image(self, title: str, file: str, caption: str = "") -> None:
         self.sections.append(
-            (title, f'<figure><img src="{html.escape(file)}" alt="{html.escape(title)}">'
-                    f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            (
+                title,
+                f'<figure><img src="{html.escape(file)}" alt="{html.escape(title)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>",
+            )
         )
 
     def write(self, title: str) -> Path:
         style = (
             "body{font-family:system-ui,sans-serif;max-width:980px;margin:2rem auto;padding:0 1rem}"
-            "table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.25rem .7rem;"
-            "text-align:left}img{max-width:100%;border:1px solid #ddd}h2{margin-top:2rem}"
+            "table{border-collapse:collapse}"
+            "td,th{border-bottom:1px solid #ddd;padding:.25rem .7rem;text-align:left}"
+            "img{max-width:100%;border:1px solid #ddd}h2{margin-top:2rem}"
         )
         parts = [f"<h2>{html.escape(t)}</h2>{b}" for t, b in self.sections]
         page = (
@@ -60,7 +65,9 @@ class Report:
         return path
 
 
-def traffic_split_png(answers: Sequence[Answer], green: str, path: Path, marks: dict[str, float]) -> None:
+def traffic_split_png(
+    answers: Sequence[Answer], green: str, path: Path, marks: dict[str, float]
+) -> None:
     """Share of requests answered by green, per second, over the canary."""
     ok = sorted((a for a in answers if a.ok), key=lambda a: a.at)
     if not ok:
@@ -92,7 +99,9 @@ def drift_png(distances: dict[str, float], threshold: float, path: Path) -> None
     figure, axes = plt.subplots(figsize=(7, 3.5), dpi=100)
     colours = ["#d62728" if distances[n] > threshold else "#1f77b4" for n in names]
     axes.barh(names, [distances[n] for n in names], color=colours)
-    axes.axvline(threshold, color="#333", linestyle="--", linewidth=1, label=f"threshold {threshold}")
+    axes.axvline(
+        threshold, color="#333", linestyle="--", linewidth=1, label=f"threshold {threshold}"
+    )
     axes.set_xlabel("distance from the training baseline (L-infinity of the CDFs)")
     axes.set_title("Drift by feature")
     axes.legend(loc="lower right")

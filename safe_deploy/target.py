@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ class Target:
         return self.outputs["ApiUrl"].rstrip("/")
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        make: Callable[..., Any] = self.session.client
+        return make(service, region_name=self.region, endpoint_url=self.endpoint_url)
 
     def output(self, name: str) -> str:
         try:
@@ -50,16 +52,26 @@ class Target:
         except KeyError:
             raise TargetError(f"{self.name} has no output {name}") from None
 
-    def signed(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-               timeout: float = 30.0) -> requests.Response:
+    def signed(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> requests.Response:
         """An API request signed with SigV4 (the API's AWS_IAM routes need it)."""
         url = f"{self.api_url}{path}"
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
         credentials = self.session.get_credentials()
         if credentials is None:
             raise TargetError("no AWS credentials to sign API requests with")
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
-        return requests.request(method, url, data=body, headers=dict(request.headers), timeout=timeout)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
+            request
+        )
+        return requests.request(
+            method, url, data=body, headers=dict(request.headers), timeout=timeout
+        )
 
     @classmethod
     def stack(cls, stack_name: str, region: str | None = None) -> Target:
@@ -92,7 +104,9 @@ class Target:
             aws_secret_access_key=data["secret_key"],
             region_name=data["region"],
         )
-        return cls("local cloud", data["region"], data["outputs"], session, data["aws_endpoint_url"])
+        return cls(
+            "local cloud", data["region"], data["outputs"], session, data["aws_endpoint_url"]
+        )
 
     @classmethod
     def of(cls, stack_name: str | None, region: str | None = None) -> Target:

@@ -23,7 +23,11 @@ app = APIGatewayRestResolver()
 
 
 def production_endpoint() -> str:
-    return str(parameters.get_parameter(SETTINGS.production_endpoint_parameter, max_age=15))
+    return str(
+        parameters.get_parameter(
+            SETTINGS.production_endpoint_parameter, max_age=int(SETTINGS.production_cache_seconds)
+        )
+    )
 
 
 def record(name: str, value: float, unit: str, release: Release) -> None:

@@ -19,7 +19,11 @@ from pipeline_common.observability import logger
 S3 = boto3.client("s3")
 # sam build bundles model/ beside this file; run from the source tree, it is the project's model/.
 BUNDLE = next(
-    (p for p in (Path(__file__).parent / "model", Path(__file__).parents[2] / "model") if p.is_dir()),
+    (
+        p
+        for p in (Path(__file__).parent / "model", Path(__file__).parents[2] / "model")
+        if p.is_dir()
+    ),
     Path(__file__).parent / "model",
 )
 

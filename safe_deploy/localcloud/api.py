@@ -71,9 +71,7 @@ class LocalApi:
         return f"{self.origin}/{stage}"
 
     def start(self) -> None:
-        self._server = make_server(
-            "127.0.0.1", self.settings.api_port, self._wsgi, threaded=True
-        )
+        self._server = make_server("127.0.0.1", self.settings.api_port, self._wsgi, threaded=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -102,9 +100,19 @@ class LocalApi:
         response = self._invoke(route, request, path)
         dims = {"ApiName": route.api_name, "Stage": stage}
         self.metrics.put("AWS/ApiGateway", "Count", dims, 1, "Count")
-        self.metrics.put("AWS/ApiGateway", "4XXError", dims, int(400 <= response.status_code < 500), "Count")
-        self.metrics.put("AWS/ApiGateway", "5XXError", dims, int(response.status_code >= 500), "Count")
-        self.metrics.put("AWS/ApiGateway", "Latency", dims, (time.perf_counter() - started) * 1000, "Milliseconds")
+        self.metrics.put(
+            "AWS/ApiGateway", "4XXError", dims, int(400 <= response.status_code < 500), "Count"
+        )
+        self.metrics.put(
+            "AWS/ApiGateway", "5XXError", dims, int(response.status_code >= 500), "Count"
+        )
+        self.metrics.put(
+            "AWS/ApiGateway",
+            "Latency",
+            dims,
+            (time.perf_counter() - started) * 1000,
+            "Milliseconds",
+        )
         return response
 
     def _identity(self, route: Route, request: Request) -> dict[str, Any] | Response:
@@ -145,7 +153,7 @@ class LocalApi:
             body, textual = base64.b64encode(raw).decode(), False
         match = route.pattern.match(path)
         headers = dict(request.headers.items())
-        query = {k: v for k, v in request.args.items()}
+        query = dict(request.args.items())
         event = {
             "resource": route.path,
             "path": path,
@@ -196,7 +204,8 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 _CREDENTIAL = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,\s*"
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
+    r"(?P<service>[^/]+)/aws4_request,\s*"
     r"SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
 )
 
@@ -214,9 +223,13 @@ def verify_sigv4(request: Request, region: str) -> str | Response:
     if request.headers.get("Host"):
         parts = urlsplit(url)
         url = parts._replace(netloc=request.headers["Host"]).geturl()
-    aws_request = AWSRequest(method=request.method, url=url, data=request.get_data(), headers=headers)
+    aws_request = AWSRequest(
+        method=request.method, url=url, data=request.get_data(), headers=headers
+    )
     aws_request.context["timestamp"] = amz_date
-    credentials = Credentials(match.group("key"), LOCAL_SECRET, request.headers.get("X-Amz-Security-Token"))
+    credentials = Credentials(
+        match.group("key"), LOCAL_SECRET, request.headers.get("X-Amz-Security-Token")
+    )
     signer = SigV4Auth(credentials, match.group("service"), match.group("region"))
     canonical = signer.canonical_request(aws_request)
     expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)

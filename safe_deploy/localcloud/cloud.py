@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +75,9 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
         logging.getLogger("moto").setLevel(logging.CRITICAL)  # failed states are reported as such
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.aws_port, verbose=False)
+        self._server = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=settings.aws_port, verbose=False
+        )
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
@@ -98,7 +100,10 @@ class LocalCloud:
         requests.post(f"{self.aws_url}/moto-api/reset", timeout=10)
         requests.post(
             f"{self.aws_url}/moto-api/config",
-            json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+            json={
+                "stepfunctions": {"execute_state_machine": True},
+                "lambda": {"use_docker": False},
+            },
             timeout=10,
         )
         _RUNNING.append(self)
@@ -120,9 +125,15 @@ class LocalCloud:
         template = load(settings.template_path)
         globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
         self.stack = Stack(
-            template, settings.stack_name, settings.region, settings.account, settings.parameter_overrides
+            template,
+            settings.stack_name,
+            settings.region,
+            settings.account,
+            settings.parameter_overrides,
         )
-        base_env = {k: str(self.stack.resolve(v)) for k, v in globals_env.get("Variables", {}).items()}
+        base_env = {
+            k: str(self.stack.resolve(v)) for k, v in globals_env.get("Variables", {}).items()
+        }
         self._set_environment(base_env)  # read at run time too (metrics namespace, service name)
         self.host = HandlerHost(settings, self.metrics, self.feed, base_env)
         self.sagemaker = SageMakerEmulator(settings, self.feed, self.metrics, self.faults)
@@ -136,7 +147,13 @@ class LocalCloud:
         self.api = LocalApi(settings, self.feed, self.metrics)
         self.api.start()
         provisioner = Provisioner(
-            settings, self.stack, self.host, self.api, self.alarms, self.feed, api_origin=self.api.origin
+            settings,
+            self.stack,
+            self.host,
+            self.api,
+            self.alarms,
+            self.feed,
+            api_origin=self.api.origin,
         )
         provisioner.create_all()
         self.provisioner = provisioner
@@ -176,7 +193,8 @@ class LocalCloud:
         return Endpoints(self.aws_url, self.outputs.get("ApiUrl", self.api.origin), self.outbox)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.settings.region, endpoint_url=self.aws_url)
+        make: Callable[..., Any] = boto3.client
+        return make(service, region_name=self.settings.region, endpoint_url=self.aws_url)
 
     def write_connection_file(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +233,9 @@ class LocalCloud:
                     by_namespace.setdefault(p.namespace, []).append(
                         {
                             "MetricName": p.name,
-                            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(p.dimensions)],
+                            "Dimensions": [
+                                {"Name": k, "Value": v} for k, v in sorted(p.dimensions)
+                            ],
                             "Value": p.value,
                             "Unit": p.unit if p.unit != "None" else "None",
                         }
@@ -229,9 +249,9 @@ class LocalCloud:
     def _subscribe_outbox(self) -> None:
         sns, sqs = self.client("sns"), self.client("sqs")
         self._outbox_queue = sqs.create_queue(QueueName="local-outbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self._outbox_queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(
+            QueueUrl=self._outbox_queue, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
         for topic in sns.list_topics()["Topics"]:
             sns.subscribe(TopicArn=topic["TopicArn"], Protocol="sqs", Endpoint=queue_arn)
 
@@ -242,9 +262,9 @@ class LocalCloud:
         count = 0
         while not self._threads_stop.wait(0.1):
             try:
-                messages = sqs.receive_message(QueueUrl=self._outbox_queue, MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
+                messages = sqs.receive_message(
+                    QueueUrl=self._outbox_queue, MaxNumberOfMessages=10
+                ).get("Messages", [])
             except Exception:
                 return
             for message in messages:
@@ -259,7 +279,9 @@ class LocalCloud:
                 }
                 (folder / f"{count:04d}.json").write_text(json.dumps(record, indent=2))
                 self.feed.emit("outbox", f"SNS: {record['subject']}", record=record)
-                sqs.delete_message(QueueUrl=self._outbox_queue, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(
+                    QueueUrl=self._outbox_queue, ReceiptHandle=message["ReceiptHandle"]
+                )
 
     # ------------------------------------------------------------------ waiting
     def wait_for(

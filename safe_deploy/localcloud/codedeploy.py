@@ -26,7 +26,9 @@ from safe_deploy.localcloud.metrics import Alarms
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 HOOK_TIMEOUT_SECONDS = 3600.0
-_CONFIG = re.compile(r"^CodeDeployDefault\.Lambda(Canary|Linear)(\d+)Percent(?:Every)?(\d+)Minutes?$")
+_CONFIG = re.compile(
+    r"^CodeDeployDefault\.Lambda(Canary|Linear)(\d+)Percent(?:Every)?(\d+)Minutes?$"
+)
 
 
 class _RolledBack(Exception):
@@ -71,7 +73,11 @@ class CodeDeployEmulator:
         current, target = str(properties["CurrentVersion"]), str(properties["TargetVersion"])
         group = deployment.deployment_group
         alarm_config = group.alarm_configuration or {}
-        alarm_names = [a["name"] for a in alarm_config.get("alarms", [])] if alarm_config.get("enabled") else []
+        alarm_names = (
+            [a["name"] for a in alarm_config.get("alarms", [])]
+            if alarm_config.get("enabled")
+            else []
+        )
         ident = deployment.deployment_id
 
         def say(message: str, **data: Any) -> None:
@@ -231,6 +237,8 @@ def install(emulator: CodeDeployEmulator) -> None:
     CodeDeployBackend.create_deployment = create
     codedeploy_responses._deployment_info = info
     response_class = codedeploy_responses.CodeDeployResponse
-    response_class.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
+    response_class.put_lifecycle_event_hook_execution_status = (
+        put_lifecycle_event_hook_execution_status
+    )
     response_class.get_deployment_config = get_deployment_config
     response_class.stop_deployment = stop_deployment

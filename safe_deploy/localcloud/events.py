@@ -49,7 +49,9 @@ def install(feed: ActivityFeed) -> None:
         else:
             sfn_backend(arn.account, arn.region).start_execution(target["Arn"], None, body)
 
-    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+    def send_to_targets(
+        self: Any, original_event: dict[str, Any], transform_input: bool = True
+    ) -> None:
         if not self.event_pattern.matches_event(original_event):
             return
         event = aws_shaped(original_event)

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from jsonpath_ng.ext import parse
-
 from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import EmptyResult
 from moto.moto_api._internal import mock_random
@@ -85,7 +84,7 @@ def install() -> None:
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and (
             getattr(module, "extract_json", None) in (_extract_json, extract_json)
         ):
-            module.extract_json = extract_json
+            setattr(module, "extract_json", extract_json)  # noqa: B010 - replaced in each importer
     StepFunctionsParserBackend.start_execution = start_execution
     StepFunctionResponse.send_task_failure = send_task_failure
     LambdaResponse.invoke = lambda_invoke

@@ -89,7 +89,11 @@ class HandlerHost:
     """Imports and runs the project's handlers."""
 
     def __init__(
-        self, settings: LocalSettings, metrics: MetricStore, feed: ActivityFeed, base_env: dict[str, str]
+        self,
+        settings: LocalSettings,
+        metrics: MetricStore,
+        feed: ActivityFeed,
+        base_env: dict[str, str],
     ) -> None:
         self.settings = settings
         self.metrics = metrics

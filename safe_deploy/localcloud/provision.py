@@ -83,7 +83,8 @@ class Provisioner:
     _custom_events: dict[str, threading.Event] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.settings.region)
+        make: Callable[..., Any] = boto3.client
+        return make(service, region_name=self.settings.region)
 
     @property
     def template(self) -> dict[str, Any]:
@@ -91,7 +92,9 @@ class Provisioner:
 
     def localize(self, value: str) -> str:
         """API Gateway URLs of the template's APIs point at the local API server."""
-        pattern = rf"https://[a-z0-9]+\.execute-api\.{re.escape(self.settings.region)}\.amazonaws\.com"
+        pattern = (
+            rf"https://[a-z0-9]+\.execute-api\.{re.escape(self.settings.region)}\.amazonaws\.com"
+        )
         return re.sub(pattern, self.api_origin, value) if self.api_origin else value
 
     def _local_value(self, name: str, value: str) -> str:
@@ -266,7 +269,9 @@ class Provisioner:
             self.stack.physical[f"{logical_id}Alias{alias}"] = f"{created['FunctionArn']}:{alias}"
         if "DeploymentPreference" in props:
             # SAM creates these; the template may refer to them by these logical ids.
-            self.stack.physical.setdefault(CODEDEPLOY_APPLICATION, self.physical_name(CODEDEPLOY_APPLICATION))
+            self.stack.physical.setdefault(
+                CODEDEPLOY_APPLICATION, self.physical_name(CODEDEPLOY_APPLICATION)
+            )
             self.stack.physical[f"{logical_id}DeploymentGroup"] = self.physical_name(
                 f"{logical_id}DeploymentGroup"
             )
@@ -317,8 +322,12 @@ class Provisioner:
             applicationName=application,
             deploymentGroupName=group,
             deploymentConfigName=config,
-            serviceRoleArn=preference.get("Role") or self._service_role(logical_id, "codedeploy.amazonaws.com"),
-            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            serviceRoleArn=preference.get("Role")
+            or self._service_role(logical_id, "codedeploy.amazonaws.com"),
+            deploymentStyle={
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL",
+            },
             alarmConfiguration={"enabled": bool(alarms), "alarms": [{"name": a} for a in alarms]},
             autoRollbackConfiguration={
                 "enabled": True,
@@ -326,7 +335,9 @@ class Provisioner:
             },
         )
         self.deployments.append(
-            Deployment(logical_id, application, group, config, alarms, dict(preference.get("Hooks", {})))
+            Deployment(
+                logical_id, application, group, config, alarms, dict(preference.get("Hooks", {}))
+            )
         )
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:

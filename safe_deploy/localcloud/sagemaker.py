@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import shlex
 import tarfile
-import tempfile
 import threading
 import time
 import traceback
@@ -33,6 +32,7 @@ from urllib.parse import urlparse
 
 import boto3
 import orjson
+from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
@@ -52,8 +52,15 @@ CAPTURE_FLUSH_SECONDS = 60.0
 MONITORING_PERIOD_SECONDS = 3600.0
 
 
-class ModelError(Exception):
-    """Like the runtime's ModelError: the container answered with an error."""
+class ModelError(ServiceException):  # type: ignore[misc]
+    """The runtime's ModelError (HTTP 424): the model container answered with an error."""
+
+    code = "ModelError"
+
+    def __init__(self, message: str, original_status: int = 500) -> None:
+        super().__init__(message)
+        self.OriginalStatusCode = original_status
+        self.OriginalMessage = message
 
 
 def _s3() -> Any:
@@ -128,7 +135,7 @@ class SageMakerEmulator:
 
     # training ---------------------------------------------------------------
     def run_training_job(self, job: Any) -> None:
-        from model.train import MODEL_FILE, METRICS_FILE, run_container
+        from model.train import METRICS_FILE, MODEL_FILE, run_container
 
         name = job.training_job_name
         self.feed.emit("sagemaker", f"training job {name} started", job=name)
@@ -141,7 +148,9 @@ class SageMakerEmulator:
             for channel in job.input_data_config:
                 uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
                 if not download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
-                    raise JobFailed(f"ClientError: channel {channel['ChannelName']}: no data at {uri}")
+                    raise JobFailed(
+                        f"ClientError: channel {channel['ChannelName']}: no data at {uri}"
+                    )
             lines: list[str] = []
             code = run_container(root, progress=lines.append)
             (root.parent / "training.log").write_text("\n".join(lines))
@@ -210,7 +219,9 @@ class SageMakerEmulator:
         spec = job.app_specification
         image = spec.get("ImageUri", "")
         environment = getattr(job, "environment", None) or {}
-        command = " ".join([*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])])
+        command = " ".join(
+            [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
+        )
         if "sagemaker-scikit-learn" in image and "model.prepare" in command:
             from model.errors import DataFileError
             from model.prepare import prepare
@@ -274,23 +285,32 @@ class SageMakerEmulator:
             self.feed.emit("sagemaker", f"endpoint {name} deleted", endpoint=name)
 
     def invoke(
-        self, name: str, body: bytes, content_type: str | None, accept: str | None, inference_id: str | None
+        self,
+        name: str,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        inference_id: str | None,
     ) -> tuple[bytes, str, str]:
         with self._lock:
             served = self.endpoints.get(name)
         if served is None:
-            raise ValidationError(message=f"Endpoint {name} of account {self.settings.account} not found.")
+            raise ValidationError(
+                message=f"Endpoint {name} of account {self.settings.account} not found."
+            )
         faults = self.faults.for_endpoint(name)
         started = time.perf_counter()
         dims = {"EndpointName": name, "VariantName": served.variant}
         if "errors" in faults:
             self.metrics.put("AWS/SageMaker", "Invocation5XXErrors", dims, 1, "Count")
-            raise ModelError("Received server error (500) from primary: the model container crashed")
+            raise ModelError(
+                "Received server error (500) from primary: the model container crashed"
+            )
         try:
             answer, media = served.model.invoke(body, content_type, accept)
         except PayloadError as exc:
             self.metrics.put("AWS/SageMaker", "Invocation4XXErrors", dims, 1, "Count")
-            raise ModelError(f"Received client error (400) from primary: {exc}") from exc
+            raise ModelError(f"Received client error (400) from primary: {exc}", 400) from exc
         if "implausible" in faults:
             answer = b"\n".join(b"-999.0" for _ in answer.decode().splitlines()) + b"\n"
         latency_ms = (time.perf_counter() - started) * 1000
@@ -318,7 +338,8 @@ class SageMakerEmulator:
 
     # monitoring ---------------------------------------------------------------
     def create_schedule(self, name: str, config: dict[str, Any]) -> str:
-        arn = f"arn:aws:sagemaker:{self.settings.region}:{self.settings.account}:monitoring-schedule/{name}"
+        region, account = self.settings.region, self.settings.account
+        arn = f"arn:aws:sagemaker:{region}:{account}:monitoring-schedule/{name}"
         with self._lock:
             if name in self.schedules:
                 raise ValidationError(message=f"Monitoring schedule {name} already exists.")
@@ -381,7 +402,10 @@ class SageMakerEmulator:
             self.flush_all()
             folder = self._workspace("monitoring", name)
             baseline = folder / "baseline"
-            for resource, file in (("ConstraintsResource", "constraints.json"), ("StatisticsResource", "statistics.json")):
+            for resource, file in (
+                ("ConstraintsResource", "constraints.json"),
+                ("StatisticsResource", "statistics.json"),
+            ):
                 bucket, key = _split(definition["BaselineConfig"][resource]["S3Uri"])
                 baseline.mkdir(exist_ok=True)
                 _s3().download_file(bucket, key, str(baseline / file))
@@ -402,7 +426,9 @@ class SageMakerEmulator:
             else:
                 result = folder / "result"
                 report = monitor(baseline, files, result)
-                output = definition["MonitoringOutputConfig"]["MonitoringOutputs"][0]["S3Output"]["S3Uri"]
+                output = definition["MonitoringOutputConfig"]["MonitoringOutputs"][0]["S3Output"][
+                    "S3Uri"
+                ]
                 target = f"{output.rstrip('/')}/{name}/{scheduled:%Y/%m/%d/%H}"
                 # the violations file last: its arrival is what the drift check listens for
                 violations = result / VIOLATIONS_FILE
@@ -466,7 +492,9 @@ class SageMakerEmulator:
             self.flush_all()
             period = self.settings.scaled(MONITORING_PERIOD_SECONDS)
             with self._lock:
-                due = [n for n, s in self.schedules.items() if time.time() - s["_last_run"] >= period]
+                due = [
+                    n for n, s in self.schedules.items() if time.time() - s["_last_run"] >= period
+                ]
             for name in due:
                 self.run_schedule(name)
 
@@ -520,7 +548,9 @@ def install(emulator: SageMakerEmulator) -> None:
 
     def training(self: Any, training_job_name: str, *args: Any, **kwargs: Any) -> Any:
         if training_job_name in self.training_jobs:
-            raise ValidationError(message=f"Training job names must be unique: {training_job_name} exists.")
+            raise ValidationError(
+                message=f"Training job names must be unique: {training_job_name} exists."
+            )
         job = _create_training_job(self, training_job_name, *args, **kwargs)
         job.training_job_status = job.secondary_status = "InProgress"
         job.final_metric_data_list = []
@@ -549,7 +579,9 @@ def install(emulator: SageMakerEmulator) -> None:
 
     def endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
         if endpoint_name in self.endpoints:
-            raise ValidationError(message=f"Cannot create already existing endpoint {endpoint_name}.")
+            raise ValidationError(
+                message=f"Cannot create already existing endpoint {endpoint_name}."
+            )
         created = _create_endpoint(self, endpoint_name, endpoint_config_name, tags)
         created.endpoint_status = "Creating"
         emulator._start(lambda: emulator.start_endpoint(created))
@@ -562,27 +594,26 @@ def install(emulator: SageMakerEmulator) -> None:
     def invoke_endpoint(response: Any) -> Any:
         name = response.path.split("/")[2]
         headers = response.headers
-        try:
-            body, media, variant = emulator.invoke(
-                name,
-                response.raw_body or b"",
-                headers.get("Content-Type"),
-                headers.get("Accept"),
-                headers.get("X-Amzn-SageMaker-Inference-Id"),
-            )
-        except ModelError as exc:
-            error = {"ErrorCode": "ModelError", "OriginalStatusCode": 500, "Message": str(exc)}
-            return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, json.dumps(error)
+        body, media, variant = emulator.invoke(
+            name,
+            response.raw_body or b"",
+            headers.get("Content-Type"),
+            headers.get("Accept"),
+            headers.get("X-Amzn-SageMaker-Inference-Id"),
+        )
         return 200, {"Content-Type": media, "x-Amzn-Invoked-Production-Variant": variant}, body
 
     def create_monitoring_schedule(response: Any) -> Any:
         arn = emulator.create_schedule(
-            response._get_param("MonitoringScheduleName"), response._get_param("MonitoringScheduleConfig")
+            response._get_param("MonitoringScheduleName"),
+            response._get_param("MonitoringScheduleConfig"),
         )
         return ActionResult({"MonitoringScheduleArn": arn})
 
     def describe_monitoring_schedule(response: Any) -> Any:
-        return ActionResult(emulator.describe_schedule(response._get_param("MonitoringScheduleName")))
+        return ActionResult(
+            emulator.describe_schedule(response._get_param("MonitoringScheduleName"))
+        )
 
     def delete_monitoring_schedule(response: Any) -> Any:
         emulator.delete_schedule(response._get_param("MonitoringScheduleName"))
@@ -597,15 +628,31 @@ def install(emulator: SageMakerEmulator) -> None:
             described = emulator.describe_schedule(name)
             if endpoint_name and described["EndpointName"] != endpoint_name:
                 continue
-            summaries.append({k: described[k] for k in (
-                "MonitoringScheduleName", "MonitoringScheduleArn", "CreationTime",
-                "LastModifiedTime", "MonitoringScheduleStatus", "EndpointName", "MonitoringType")})
+            summaries.append(
+                {
+                    k: described[k]
+                    for k in (
+                        "MonitoringScheduleName",
+                        "MonitoringScheduleArn",
+                        "CreationTime",
+                        "LastModifiedTime",
+                        "MonitoringScheduleStatus",
+                        "EndpointName",
+                        "MonitoringType",
+                    )
+                }
+            )
         return ActionResult({"MonitoringScheduleSummaries": summaries})
 
     def list_monitoring_executions(response: Any) -> Any:
         name = response._get_param("MonitoringScheduleName")
         with emulator._lock:
-            runs = [dict(r) for s, rs in emulator.executions.items() if not name or s == name for r in rs]
+            runs = [
+                dict(r)
+                for s, rs in emulator.executions.items()
+                if not name or s == name
+                for r in rs
+            ]
         runs.sort(key=lambda r: r["ScheduledTime"], reverse=True)
         return ActionResult({"MonitoringExecutionSummaries": runs})
 

@@ -38,25 +38,28 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service as _service,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
     state_task_service_callback,
     state_task_service_factory,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback as _callback,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
     ResourceCondition,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
-    StateTaskService,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-    StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+StateTaskService = _service.StateTaskService
 
 _SESSION = get_session()
 
@@ -133,7 +136,11 @@ def _normalise_response(
 # ---------------------------------------------------------------------------- SageMaker
 _SYNC = {
     "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
-    "create_processing_job": ("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
+    "create_processing_job": (
+        "describe_processing_job",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+    ),
     "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
 }
 _OPTIMISED = {
@@ -151,12 +158,15 @@ _OPTIMISED = {
 }
 
 
-class StateTaskServiceSageMaker(StateTaskServiceCallback):  # type: ignore[misc]
+class StateTaskServiceSageMaker(_callback.StateTaskServiceCallback):  # type: ignore[misc]
     """``arn:aws:states:::sagemaker:*``, request-response and ``.sync`` (polls ``Describe*``)."""
 
     def __init__(self) -> None:
         super().__init__(
-            supported_integration_patterns={ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
+            supported_integration_patterns={
+                ResourceCondition.WaitForTaskToken,
+                ResourceCondition.Sync,
+            }
         )
 
     def _validate_service_integration_is_supported(self) -> None:
@@ -170,7 +180,11 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):  # type: ignore[misc]
         return boto_client_for(service="sagemaker", region=region, state_credentials=credentials)
 
     def _eval_service_task(
-        self, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+        self,
+        env: Any,
+        resource_runtime_part: Any,
+        normalised_parameters: Any,
+        state_credentials: Any,
     ) -> None:
         client = self._client(resource_runtime_part.region, state_credentials)
         response = getattr(client, self._get_boto_service_action())(**normalised_parameters)
@@ -205,7 +219,11 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):  # type: ignore[misc]
         )
 
     def _build_sync_resolver(
-        self, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+        self,
+        env: Any,
+        resource_runtime_part: Any,
+        normalised_parameters: Any,
+        state_credentials: Any,
     ) -> Callable[[], Any]:
         env.stack.pop()  # the Create* answer; .sync answers with the final Describe*
         describe, name_key, status_key = _SYNC[self._get_boto_service_action()]

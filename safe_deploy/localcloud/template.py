@@ -24,7 +24,7 @@ class TemplateError(ValueError):
     """The template uses something the local cloud cannot evaluate."""
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
     pass
 
 
@@ -37,7 +37,7 @@ def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -45,7 +45,7 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def load(path: Path) -> dict[str, Any]:
-    document = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    document = yaml.load(path.read_text(), Loader=_Loader)
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path}: not a CloudFormation template")
     return document
@@ -138,8 +138,11 @@ class Stack:
                 if k not in DEFERRED_PROPERTIES.get(resource["Type"], ())
             }
             needs = references(properties) | set(
-                resource.get("DependsOn", []) if isinstance(resource.get("DependsOn"), list)
-                else [resource["DependsOn"]] if "DependsOn" in resource else []
+                resource.get("DependsOn", [])
+                if isinstance(resource.get("DependsOn"), list)
+                else [resource["DependsOn"]]
+                if "DependsOn" in resource
+                else []
             )
             graph[logical_id] = {n for n in needs if n in resources and self.active(n)}
         return list(TopologicalSorter(graph).static_order())
@@ -150,7 +153,9 @@ class Stack:
             "AWS::Region": self.region,
             "AWS::AccountId": self.account,
             "AWS::StackName": self.name,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.name}/local",
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.name}/local"
+            ),
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,
@@ -169,7 +174,9 @@ class Stack:
     def get_att(self, logical_id: str, attribute: str) -> Any:
         key = (logical_id, attribute)
         if key not in self.attributes:
-            raise TemplateError(f"GetAtt {logical_id}.{attribute}: not available in the local cloud")
+            raise TemplateError(
+                f"GetAtt {logical_id}.{attribute}: not available in the local cloud"
+            )
         return self.attributes[key]
 
     def _sub(self, text: str, extra: Mapping[str, Any]) -> str:
@@ -194,7 +201,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             function = self._functions().get(key)
             if function is not None:
                 return function(arg)

@@ -52,6 +52,7 @@ class PredictSettings(Settings):
     production_endpoint_parameter: str
     endpoint_name: str = ""  # set on the versions the pipeline publishes for a new model
     max_body_bytes: int = 1_000_000
+    production_cache_seconds: float = 15.0  # how stale the production endpoint may be
 
 
 class HookSettings(Settings):
