@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class DataFileError(ValueError):
     """A source file that is not usable trip data (missing columns, unreadable format)."""
+
+
+class TrainingError(ValueError):
+    """Bad channels or hyperparameters: the message is what a training job's FailureReason says."""

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import xgboost as xgb
 
+from model.errors import TrainingError
+
 MODEL_FILE = "xgboost-model"
 MODEL_ARCHIVE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
@@ -42,10 +44,6 @@ DEFAULT_HYPERPARAMETERS: dict[str, str] = {
 _NOT_BOOSTER_PARAMS = {"num_round", "early_stopping_rounds", "_tuning_objective_metric"}
 
 Progress = Callable[[str], None]
-
-
-class TrainingError(ValueError):
-    """Bad channels or hyperparameters: the message is what a training job's FailureReason says."""
 
 
 @dataclass

@@ -13,10 +13,9 @@ from pipeline_common.payload import PayloadError
 from rich.markup import escape
 from rich.table import Table
 
-from model.errors import DataFileError
-from model.train import TrainingError
+from model.errors import DataFileError, TrainingError
 from safe_deploy.console import StageFailed, console, errors
-from safe_deploy.demo import SCENARIOS
+from safe_deploy.scenarios import SCENARIOS
 from safe_deploy.target import TargetError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -257,3 +256,12 @@ def _project_root() -> Path:
         if (candidate / "template.yaml").exists():
             return candidate
     raise click.ClickException("run this from the project folder (template.yaml not found)")
+
+
+def _register_operator_commands() -> None:
+    from safe_deploy.cli_ops import register
+
+    register(main)
+
+
+_register_operator_commands()

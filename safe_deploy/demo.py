@@ -33,19 +33,11 @@ from safe_deploy.console import StageFailed, Stages
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
+from safe_deploy.scenarios import SCENARIOS
 from safe_deploy.target import Target
 from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog
 
 MONTH_ROWS = 120_000
-SCENARIOS: dict[str, str] = {
-    "training-fails": "month 2's training job is given a hyperparameter XGBoost refuses",
-    "gate-rejects": "month 2 has 35% fare inflation: its model is worse than production's",
-    "approval-rejected": "the reviewer rejects month 2's model on the approval page",
-    "approval-times-out": "nobody answers month 2's approval request",
-    "pre-traffic-fails": "green answers an implausible fare to the pre-traffic hook",
-    "green-errors": "green fails requests during the canary bake: the alarm rolls back",
-    "no-capture": "green serves but writes no capture: the post-traffic hook fails",
-}
 SCENARIO_PARAMETERS = {"approval-times-out": {"ApprovalTimeoutSeconds": "600"}}
 TRAINING_TIMEOUT = 180.0
 
@@ -464,19 +456,20 @@ class Demo:
     # ------------------------------------------------------------------ scenarios
     def scenario(self, name: str) -> str:
         blue_model = self.first_model()
-        blue = f"{blue_model}-prod"
+        return self.failing_month(name, f"{blue_model}-prod")
+
+    def failing_month(self, name: str, blue: str) -> str:
+        """A month 2 that fails as the scenario says; returns the one-line explanation."""
         with self.stages.stage(f"scenario {name}: {SCENARIOS[name]}"):
             traffic: LoadGenerator | None = None
             if name == "training-fails":
                 ssm = self.target.client("ssm")
                 parameter = self.target.output("HyperparametersParameterName")
                 value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-                ssm.put_parameter(
-                    Name=parameter,
-                    Value=value.replace('"eta": "0.2"', '"eta": "fast"'),
-                    Overwrite=True,
-                )
+                bad = value.replace('"eta": "0.2"', '"eta": "fast"')
+                ssm.put_parameter(Name=parameter, Value=bad, Overwrite=True)
                 self.stages.say("set the training hyperparameter eta to 'fast'")
+                self.notes["restore"] = (parameter, value)
             month = self.month(2, drift="fare-inflation" if name == "gate-rejects" else None)
             model_id = self.upload(month, f"raw/month2-{name}.csv")
             green = f"{model_id}-prod"
@@ -517,6 +510,10 @@ class Demo:
                         self.stages.say(f"{green} now fails every request")
                     run = self.finish(model_id)
             log = traffic.stop() if traffic else None
+            self.cloud.faults.clear()
+            if "restore" in self.notes:
+                parameter, value = self.notes.pop("restore")
+                self.target.client("ssm").put_parameter(Name=parameter, Value=value, Overwrite=True)
             explanation = self.explain(run)
             self.stages.say(explanation)
             self.check_blue_serving(blue)

@@ -25,6 +25,8 @@ from typing import Any
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
+from pipeline_common.layout import NO_ENDPOINT, monitoring_schedule_of
+from werkzeug.wrappers import Request, Response
 
 from safe_deploy.localcloud import codedeploy, events, fixes, lambdas, sagemaker, stepfunctions
 from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
@@ -159,6 +161,7 @@ class LocalCloud:
         self.provisioner = provisioner
         self.not_emulated = provisioner.not_emulated
         self.outputs = {k: provisioner.localize(v) for k, v in outputs(self.stack).items()}
+        self.api.local_routes["/_local/monitoring/run"] = self._run_monitoring
         self._subscribe_outbox()
         for target in (self.sagemaker.scheduler, self._watch_alarms, self._drain_outbox):
             threading.Thread(target=target, daemon=True).start()
@@ -213,6 +216,15 @@ class LocalCloud:
                 indent=2,
             )
         )
+
+    def _run_monitoring(self, request: Request) -> Response:
+        """``safe-deploy drift-report --run-now``: production's schedule, now."""
+        parameter = self.outputs["ProductionEndpointParameterName"]
+        endpoint = self.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        if endpoint == NO_ENDPOINT:
+            return Response(json.dumps({"message": "no model in production"}), status=409)
+        execution = self.sagemaker.run_schedule(monitoring_schedule_of(endpoint))
+        return Response(json.dumps(execution, default=str), content_type="application/json")
 
     # ------------------------------------------------------------------ background work
     def _watch_alarms(self) -> None:

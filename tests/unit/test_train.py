@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from model.errors import TrainingError
 from model.serve import FareModel
 from model.train import (
     DEFAULT_HYPERPARAMETERS,
-    TrainingError,
     fit,
     parse_hyperparameters,
     run_container,

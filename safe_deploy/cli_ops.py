@@ -1,0 +1,345 @@
+"""The operator commands: the same against a deployed stack (``--stack``) and the local cloud."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import requests
+from rich.markup import escape
+from rich.table import Table
+
+from safe_deploy.console import console
+from safe_deploy.target import LOCAL_CONNECTION, Target, TargetError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_options(command: F) -> F:
+    command = click.option(
+        "--region", envvar="AWS_REGION", help="Region of the stack (default: your AWS config)."
+    )(command)
+    return click.option(
+        "--stack",
+        envvar="SAFE_DEPLOY_STACK",
+        help="A deployed stack's name; without it, the local cloud `safe-deploy local up` runs.",
+    )(command)
+
+
+def _when(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(local)
+    for command in (upload_data, status, approve, reject, traffic, drift_report):
+        main.add_command(command)
+
+
+# ---------------------------------------------------------------------------- local cloud
+@click.group()
+def local() -> None:
+    """The local cloud: the whole application offline, on this machine."""
+
+
+@local.command("up")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".safe-deploy/cloud"),
+    show_default=True,
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help="Real seconds per simulated second (default 0.02: a minute lasts 1.2 s).",
+)
+@click.option("--aws-port", type=int, default=0, help="Port of the AWS endpoint (default: any).")
+@click.option("--api-port", type=int, default=0, help="Port of the API (default: any).")
+@click.option(
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a template parameter, as sam deploy --parameter-overrides would.",
+)
+@click.option("--quiet", is_flag=True, help="Do not print what the local cloud does.")
+def local_up(
+    workdir: Path,
+    time_scale: float | None,
+    aws_port: int,
+    api_port: int,
+    parameters: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Run the local cloud until stopped (Ctrl-C)."""
+    from safe_deploy.cli import _project_root
+    from safe_deploy.localcloud.cloud import LocalCloud
+    from safe_deploy.localcloud.state import LocalSettings
+
+    overrides = {}
+    for item in parameters:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--parameter")
+        overrides[name] = value
+    settings = LocalSettings(
+        project_root=_project_root(),
+        workdir=workdir.resolve(),
+        aws_port=aws_port,
+        api_port=api_port,
+        parameter_overrides=overrides,
+    )
+    if time_scale is not None:
+        settings.time_scale = time_scale
+    console.print("starting the local cloud ...")
+    cloud = LocalCloud(settings).start()
+    started = time.time()
+    try:
+        cloud.write_connection_file(LOCAL_CONNECTION)
+        table = Table(title="local cloud", show_header=False)
+        table.add_row("AWS endpoint", cloud.aws_url)
+        table.add_row("API", cloud.endpoints.api)
+        table.add_row("approval messages", str(cloud.outbox))
+        table.add_row("function logs", str(cloud.host.logs_dir))
+        table.add_row("credentials", "any access key; secret key 'testing' (region us-east-1)")
+        table.add_row(
+            "time scale", f"{settings.time_scale} (a minute lasts {60 * settings.time_scale:g}s)"
+        )
+        console.print(table)
+        outputs = Table(title="stack outputs", show_header=False)
+        outputs.add_column(no_wrap=True)
+        outputs.add_column(overflow="fold")
+        for key, value in cloud.outputs.items():
+            outputs.add_row(key, escape(value))
+        console.print(outputs)
+        console.print(
+            "Point boto3 or the AWS CLI at it: export AWS_ENDPOINT_URL="
+            f"{cloud.aws_url} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=testing "
+            "AWS_DEFAULT_REGION=us-east-1"
+        )
+        console.print("Try: safe-deploy upload-data FILE, safe-deploy status. Ctrl-C stops.")
+        if not quiet:
+            cloud.feed.listen(
+                lambda a: console.print(
+                    f"[dim]{a.at - started:7.1f}s[/dim] [cyan]{a.source}[/cyan] {escape(a.message)}"
+                )
+            )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        LOCAL_CONNECTION.unlink(missing_ok=True)
+        cloud.stop()
+        console.print("local cloud stopped")
+
+
+# ---------------------------------------------------------------------------- operations
+@click.command("upload-data")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", help="Object key (default raw/<file name>); must be under raw/.")
+@target_options
+def upload_data(file: Path, key: str | None, stack: str | None, region: str | None) -> None:
+    """Upload a TLC trip file under raw/: the pipeline starts on its own."""
+    from safe_deploy import ops
+
+    uploaded = ops.upload_data(Target.of(stack, region), file, key)
+    console.print(
+        f"uploaded to s3://{escape(uploaded.bucket)}/{escape(uploaded.key)} "
+        f"(version {uploaded.version_id or '-'}); follow it with `safe-deploy status`"
+    )
+
+
+@click.command()
+@click.option("--runs", "limit", default=5, show_default=True, help="How many recent runs.")
+@target_options
+def status(limit: int, stack: str | None, region: str | None) -> None:
+    """Pipeline runs and their current step, production, the last deployments."""
+    from safe_deploy import ops
+
+    target = Target.of(stack, region)
+    runs = Table(title=f"pipeline runs ({target.name})")
+    for column in ("run", "status", "step", "started", "approval", "why it stopped"):
+        runs.add_column(column)
+    for run in ops.runs(target, limit):
+        approval = run.approval or {}
+        decided = (
+            f"{approval.get('status', '').lower()} by {approval.get('decided_by')} "
+            f"at {_when(approval.get('decided_at'))}"
+            if approval.get("decided_by")
+            else (approval.get("status", "-") or "-").lower()
+        )
+        why = f"{run.error}: {(run.cause or '').splitlines()[0][:120]}" if run.error else ""
+        colour = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(
+            run.status, "white"
+        )
+        runs.add_row(
+            run.name,
+            f"[{colour}]{run.status}[/{colour}]",
+            escape(run.step or "-"),
+            _when(run.started),
+            escape(decided),
+            escape(why),
+        )
+    console.print(runs)
+    release = ops.release(target)
+    production = Table(title="production", show_header=False)
+    production.add_row("endpoint", release.production_endpoint or "none yet")
+    split = ", ".join(f"version {v}: {w:.0%}" for v, w in release.routing.items())
+    production.add_row(
+        "live alias", f"version {release.live_version}" + (f" (+ {split})" if split else "")
+    )
+    if release.champion:
+        production.add_row(
+            "model",
+            f"{release.champion.get('model_id')} (validation RMSE "
+            f"{release.champion.get('validation_rmse', float('nan')):.3f})",
+        )
+    console.print(production)
+    if release.deployments:
+        deployments = Table(title="last deployments")
+        for column in ("deployment", "status", "config", "created", "note"):
+            deployments.add_column(column)
+        for d in release.deployments:
+            deployments.add_row(
+                d["id"],
+                d["status"] or "-",
+                d["config"] or "-",
+                _when(d["created"]),
+                escape(d["error"] or d["description"] or ""),
+            )
+        console.print(deployments)
+
+
+@click.command()
+@click.argument("execution")
+@click.option("--reason", default="", help="Recorded with the decision.")
+@target_options
+def approve(execution: str, reason: str, stack: str | None, region: str | None) -> None:
+    """Approve the candidate of a pipeline run (name or ARN), as your IAM identity."""
+    _decide(execution, True, reason, stack, region)
+
+
+@click.command()
+@click.argument("execution")
+@click.option("--reason", default="", help="Recorded with the decision.")
+@target_options
+def reject(execution: str, reason: str, stack: str | None, region: str | None) -> None:
+    """Reject the candidate of a pipeline run (name or ARN), as your IAM identity."""
+    _decide(execution, False, reason, stack, region)
+
+
+def _decide(
+    execution: str, approved: bool, reason: str, stack: str | None, region: str | None
+) -> None:
+    from safe_deploy import ops
+
+    answer = ops.decide(Target.of(stack, region), execution, approved, reason)
+    verdict = str(answer.get("status", "")).lower()
+    console.print(f"{escape(verdict)} by {escape(str(answer.get('decided_by')))}")
+
+
+@click.command()
+@click.option("--requests", "count", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--rate", default=10.0, show_default=True, help="Requests per second.")
+@click.option(
+    "--drift",
+    type=click.Choice(["longer-trips", "more-passengers", "fare-inflation"]),
+    help="Send drifted trips (for monitoring demos).",
+)
+@click.option("--seed", default=7, show_default=True)
+@target_options
+def traffic(
+    count: int, rate: float, drift: str | None, seed: int, stack: str | None, region: str | None
+) -> None:
+    """Send requests through the API and show which endpoint answered each."""
+    from model.prepare import trips_table
+    from model.schema import FEATURES
+    from model.synth import synth_trips, write_trips
+    from safe_deploy.traffic import Answer, LoadGenerator
+
+    target = Target.of(stack, region)
+    scratch = Path(".safe-deploy") / f"traffic-{seed}-{drift or 'plain'}.csv"
+    write_trips(synth_trips(max(2 * count, 200), seed=seed, drift=drift), scratch)
+    table = trips_table(scratch).dropna()
+    table = table[
+        (table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)
+    ]
+    rows = table[list(FEATURES)].head(count).to_numpy().tolist()
+    seen = {"n": 0}
+
+    def show(answer: Answer) -> None:
+        seen["n"] += 1
+        outcome = f"{answer.prediction:.2f}" if answer.prediction is not None else answer.error
+        console.print(
+            f"{seen['n']:5d} {answer.status} {escape(answer.endpoint)} {escape(str(outcome))}",
+            highlight=False,
+        )
+
+    log = (
+        LoadGenerator(target, rows, rate=rate, workers=4, limit=len(rows), on_answer=show)
+        .start()
+        .wait()
+    )
+    counts = log.by_endpoint()
+    console.print(
+        f"{log.sent} sent, {len(log.failed)} failed; answered by: "
+        + ", ".join(f"{k} {v} ({v / max(1, log.sent):.0%})" for k, v in counts.items())
+    )
+
+
+@click.command("drift-report")
+@click.option("--run-now", is_flag=True, help="Local cloud only: run the monitoring schedule now.")
+@target_options
+def drift_report(run_now: bool, stack: str | None, region: str | None) -> None:
+    """The latest Model Monitor result of production: violations by feature."""
+    from safe_deploy import ops
+
+    target = Target.of(stack, region)
+    if run_now:
+        if not target.local:
+            raise TargetError(
+                "--run-now works against the local cloud; on AWS the schedule runs hourly"
+            )
+        origin = target.api_url.rsplit("/", 1)[0]
+        answer = requests.post(f"{origin}/_local/monitoring/run", timeout=300)
+        if answer.status_code != 200:
+            raise TargetError(
+                f"the local cloud could not run the monitoring schedule: {answer.text}"
+            )
+    report = ops.drift_report(target)
+    execution = report.execution or {}
+    console.print(
+        f"endpoint {report.endpoint}, schedule {report.schedule}: "
+        f"{execution.get('MonitoringExecutionStatus', 'no run yet')} "
+        f"({_when(execution.get('ScheduledTime'))})"
+    )
+    if report.statistics:
+        console.print(f"{report.statistics['dataset']['item_count']:,} captured rows analysed")
+    table = Table(title="violations by feature")
+    for column in ("feature", "check", "description"):
+        table.add_column(column)
+    for violation in report.violations:
+        table.add_row(
+            violation["feature_name"],
+            violation["constraint_check_type"],
+            escape(violation["description"]),
+        )
+    console.print(table if report.violations else "no violations")
