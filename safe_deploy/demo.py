@@ -515,6 +515,13 @@ class Demo:
                 parameter, value = self.notes.pop("restore")
                 self.target.client("ssm").put_parameter(Name=parameter, Value=value, Overwrite=True)
             explanation = self.explain(run)
+            self.notes["scenario"] = {
+                "name": name,
+                "run": run,
+                "green": green,
+                "sent": log.sent if log else 0,
+                "failed": len(log.failed) if log else 0,
+            }
             self.stages.say(explanation)
             self.check_blue_serving(blue)
             if log is not None:

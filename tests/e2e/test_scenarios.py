@@ -1,0 +1,56 @@
+"""Every failure scenario ends with blue serving, nothing orphaned, no failed client request."""
+
+from __future__ import annotations
+
+import pytest
+
+from safe_deploy import ops
+from safe_deploy.demo import Demo
+from tests.e2e.conftest import live_version_endpoint, outbox, sagemaker_resources
+
+EXPECTED = {
+    "training-fails": ("TrainingJobFailed", "eta"),
+    "gate-rejects": ("ModelRejected", "worse than the production model"),
+    "approval-rejected": ("ApprovalRejected", "rejected by demo reviewer"),
+    "pre-traffic-fails": ("DeploymentFailed", "BeforeAllowTraffic"),
+    "green-errors": ("DeploymentFailed", "CandidateEndpointErrorsAlarm"),
+    "no-capture": ("DeploymentFailed", "AfterAllowTraffic"),
+}
+BLUE: dict[str, str] = {}
+
+
+@pytest.fixture
+def blue(demo: Demo) -> str:
+    if "endpoint" not in BLUE:
+        BLUE["endpoint"] = f"{demo.first_model()}-prod"
+    return BLUE["endpoint"]
+
+
+@pytest.mark.parametrize("scenario", list(EXPECTED))
+def test_scenario_ends_with_blue_serving(demo: Demo, blue: str, scenario: str) -> None:
+    version_before, _, _ = live_version_endpoint(demo)
+    demo.failing_month(scenario, blue)
+    result = demo.notes["scenario"]
+    error, words = EXPECTED[scenario]
+
+    assert result["run"].status == "FAILED"
+    assert result["run"].error == error
+    assert words in (result["run"].cause or "")
+    assert ops.release(demo.target).production_endpoint == blue
+    version, bound, routing = live_version_endpoint(demo)
+    assert (version, bound) == (version_before, blue)
+    assert not routing.get("AdditionalVersionWeights")
+    assert sagemaker_resources(demo) == {
+        "endpoints": [blue],
+        "configs": [blue],
+        "models": [blue],
+        "schedules": [f"{blue}-monitor"],
+    }
+    assert result["failed"] == 0
+    if scenario not in ("training-fails", "gate-rejects", "approval-rejected"):
+        assert result["sent"] > 50, "the canary and rollback were watched by client traffic"
+    model = result["green"].removesuffix("-prod")
+    told = [m for m in outbox(demo.cloud) if model in (m.get("subject") or "")]
+    assert any("stopped" in (m.get("subject") or "") for m in told), [
+        m.get("subject") for m in told
+    ]

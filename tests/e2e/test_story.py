@@ -1,0 +1,109 @@
+"""The demo story in the local cloud: S3 upload to a canaried, monitored production model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline_common.capture import parse_record
+
+from safe_deploy import ops
+from safe_deploy.demo import Demo
+from tests.e2e.conftest import live_version_endpoint, outbox, sagemaker_resources
+
+STATE: dict[str, Any] = {}
+
+
+def test_first_model_reaches_production_through_a_person(demo: Demo) -> None:
+    model = demo.first_model()
+    endpoint = f"{model}-prod"
+    STATE["blue"] = endpoint
+
+    release = ops.release(demo.target)
+    assert release.production_endpoint == endpoint
+    assert release.champion["model_id"] == model
+    _, bound, routing = live_version_endpoint(demo)
+    assert bound == endpoint
+    assert not routing.get("AdditionalVersionWeights")
+    resources = sagemaker_resources(demo)
+    assert resources["endpoints"] == [endpoint], "the dev endpoint must be gone"
+    assert resources["schedules"] == [f"{endpoint}-monitor"]
+
+    approval = ops.approval_of(demo.target, ops.find_run(demo.target, model))
+    assert approval is not None
+    assert approval["status"] == "APPROVED"
+    assert approval["decided_by"] == "demo reviewer (--auto-approve)"
+    subjects = [m.get("subject") or "" for m in outbox(demo.cloud)]
+    assert any(f"Approve fare model {model}" in s for s in subjects)
+    assert any(f"Model {model} is in production" in s for s in subjects)
+    assert demo.notes["first"]["failed"] == 0
+
+
+def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo) -> None:
+    model = demo.canary()
+    green, blue = f"{model}-prod", STATE["blue"]
+    canary = demo.notes["canary"]
+
+    assert 3.0 <= canary["green_share"] <= 25.0, canary["bake"]
+    assert canary["failed"] == 0
+    assert canary["sent"] > 100
+    assert "API requests" in (canary["post_traffic"] or "")
+    assert demo.cloud.feed.find("codedeploy", "AfterAllowTraffic: Succeeded")
+
+    _, bound, routing = live_version_endpoint(demo)
+    assert bound == green
+    assert not routing.get("AdditionalVersionWeights")
+    resources = sagemaker_resources(demo)
+    assert resources == {
+        "endpoints": [green],
+        "configs": [green],
+        "models": [green],
+        "schedules": [f"{green}-monitor"],
+    }, f"blue {blue} must be retired"
+
+    s3 = demo.target.client("s3")
+    bucket = demo.target.output("CaptureBucketName")
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"datacapture/{green}/AllTraffic/"
+        )
+        for o in page.get("Contents", [])
+    ]
+    assert keys
+    # <prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl, as SageMaker lays capture out
+    assert all(k.endswith(".jsonl") and k.count("/") == 7 for k in keys), keys[:3]
+    records = [
+        parse_record(json.loads(line))
+        for key in keys
+        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()
+    ]
+    client_records = [r for r in records if (r.inference_id or "").startswith("api-")]
+    assert len(client_records) >= 20
+    assert all(len(r.input_data.split(",")) == 3 for r in client_records)
+    assert all(float(r.output_data.strip()) > 0 for r in client_records)
+
+
+def test_drifted_traffic_is_reported_by_feature(demo: Demo) -> None:
+    demo.drift()
+    violations = demo.notes["drift"]["violations"]
+    drifted = {
+        v["feature_name"]
+        for v in violations
+        if v["constraint_check_type"] == "baseline_drift_check"
+    }
+    assert {"trip_distance", "duration_minutes"} <= drifted
+    assert "passenger_count" not in drifted
+    messages = [m for m in outbox(demo.cloud) if (m.get("subject") or "").startswith("Drift on")]
+    assert messages
+    assert "trip_distance" in messages[-1]["message"]
+
+
+def test_report_folder_has_the_summary_and_plots(demo: Demo) -> None:
+    page = demo.write_report()
+    folder = page.parent
+    assert page.name == "index.html"
+    assert "Traffic split over time" in page.read_text()
+    for plot in ("traffic_split.png", "drift_by_feature.png"):
+        assert (folder / plot).read_bytes().startswith(b"\x89PNG")
+    assert len(list(folder.glob("actual_vs_predicted_*.png"))) == 2
