@@ -23,6 +23,7 @@ from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 
 from safe_deploy.localcloud.metrics import Alarms
+from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 HOOK_TIMEOUT_SECONDS = 3600.0
@@ -234,11 +235,13 @@ def install(emulator: CodeDeployEmulator) -> None:
         deployment.status = "Stopped"
         return ActionResult({"status": "Pending", "statusMessage": "Stopping the deployment"})
 
-    CodeDeployBackend.create_deployment = create
-    codedeploy_responses._deployment_info = info
+    replace(CodeDeployBackend, "create_deployment", create)
+    replace(codedeploy_responses, "_deployment_info", info)
     response_class = codedeploy_responses.CodeDeployResponse
-    response_class.put_lifecycle_event_hook_execution_status = (
-        put_lifecycle_event_hook_execution_status
+    replace(
+        response_class,
+        "put_lifecycle_event_hook_execution_status",
+        put_lifecycle_event_hook_execution_status,
     )
-    response_class.get_deployment_config = get_deployment_config
-    response_class.stop_deployment = stop_deployment
+    replace(response_class, "get_deployment_config", get_deployment_config)
+    replace(response_class, "stop_deployment", stop_deployment)

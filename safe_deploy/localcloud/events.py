@@ -21,6 +21,7 @@ from moto.events.utils import EventTemplateParser
 from moto.stepfunctions.responses import get_backend as sfn_backend
 from moto.utilities.arns import parse_arn
 
+from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed
 
 _send_to_targets = Rule.send_to_targets
@@ -83,4 +84,4 @@ def install(feed: ActivityFeed) -> None:
             proxy.targets = others
             _send_to_targets(proxy, original_event, transform_input)
 
-    Rule.send_to_targets = send_to_targets
+    replace(Rule, "send_to_targets", send_to_targets)

@@ -17,6 +17,8 @@ from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommu
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from safe_deploy.localcloud.patching import replace
+
 _start_execution = StepFunctionsParserBackend.start_execution
 _lambda_invoke = LambdaResponse.invoke
 _reflect = BaseExecutionWorkerCommunication._reflect_execution_status
@@ -84,8 +86,8 @@ def install() -> None:
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and (
             getattr(module, "extract_json", None) in (_extract_json, extract_json)
         ):
-            setattr(module, "extract_json", extract_json)  # noqa: B010 - replaced in each importer
-    StepFunctionsParserBackend.start_execution = start_execution
-    StepFunctionResponse.send_task_failure = send_task_failure
-    LambdaResponse.invoke = lambda_invoke
-    BaseExecutionWorkerCommunication._reflect_execution_status = reflect_execution_status
+            replace(module, "extract_json", extract_json)  # each importer holds its own name
+    replace(StepFunctionsParserBackend, "start_execution", start_execution)
+    replace(StepFunctionResponse, "send_task_failure", send_task_failure)
+    replace(LambdaResponse, "invoke", lambda_invoke)
+    replace(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect_execution_status)

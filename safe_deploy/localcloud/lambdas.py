@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from safe_deploy.localcloud.metrics import MetricStore
+from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -234,4 +235,4 @@ def install(host: HandlerHost) -> None:
             response_headers["x-amz-function-error"] = error
         return payload
 
-    LambdaSimpleBackend.invoke = invoke
+    replace(LambdaSimpleBackend, "invoke", invoke)

@@ -44,6 +44,7 @@ from pipeline_common.payload import PayloadError
 
 from model.serve import FareModel
 from safe_deploy.localcloud.metrics import MetricStore
+from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
 
 ENDPOINT_STARTUP_SECONDS = 120.0  # what an ml.m5.large takes, before the time scale
@@ -656,13 +657,13 @@ def install(emulator: SageMakerEmulator) -> None:
         runs.sort(key=lambda r: r["ScheduledTime"], reverse=True)
         return ActionResult({"MonitoringExecutionSummaries": runs})
 
-    SageMakerModelBackend.create_training_job = training
-    SageMakerModelBackend.create_endpoint = endpoint
-    SageMakerModelBackend.delete_endpoint = delete
-    SageMakerResponse.create_processing_job = processing
-    SageMakerResponse.create_monitoring_schedule = create_monitoring_schedule
-    SageMakerResponse.describe_monitoring_schedule = describe_monitoring_schedule
-    SageMakerResponse.delete_monitoring_schedule = delete_monitoring_schedule
-    SageMakerResponse.list_monitoring_schedules = list_monitoring_schedules
-    SageMakerResponse.list_monitoring_executions = list_monitoring_executions
-    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+    replace(SageMakerModelBackend, "create_training_job", training)
+    replace(SageMakerModelBackend, "create_endpoint", endpoint)
+    replace(SageMakerModelBackend, "delete_endpoint", delete)
+    replace(SageMakerResponse, "create_processing_job", processing)
+    replace(SageMakerResponse, "create_monitoring_schedule", create_monitoring_schedule)
+    replace(SageMakerResponse, "describe_monitoring_schedule", describe_monitoring_schedule)
+    replace(SageMakerResponse, "delete_monitoring_schedule", delete_monitoring_schedule)
+    replace(SageMakerResponse, "list_monitoring_schedules", list_monitoring_schedules)
+    replace(SageMakerResponse, "list_monitoring_executions", list_monitoring_executions)
+    replace(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)

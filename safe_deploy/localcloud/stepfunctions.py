@@ -58,6 +58,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from safe_deploy.localcloud.patching import replace
+
 StateTaskService = _service.StateTaskService
 
 _SESSION = get_session()
@@ -269,17 +271,20 @@ def _state_task_service_for(service_name: str) -> Any:
 # ---------------------------------------------------------------------------- time
 def install(scale: float) -> None:
     """Install the integrations and scale every wait by ``scale``."""
-    StateTaskService._normalise_parameters = _normalise_parameters
-    StateTaskService._normalise_response = _normalise_response
+    replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
+    replace(StateTaskService, "_normalise_response", _normalise_response)
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES.update(AWS_SDK_ERROR_PREFIXES)
     # aws-sdk service names that differ from boto3's
-    StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = {
+    overrides = {
         **StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES,
         "applicationautoscaling": "application-autoscaling",
         "sagemakerruntime": "sagemaker-runtime",
     }
-    state_task_factory.state_task_service_for = _state_task_service_for
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = max(0.05, 5 * scale)
+    replace(StateTaskService, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", overrides)
+    replace(state_task_factory, "state_task_service_for", _state_task_service_for)
+    replace(
+        state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", max(0.05, 5 * scale)
+    )
 
     def wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         deadline = time.monotonic() + max(0.0, float(wait_seconds)) * scale
@@ -293,6 +298,10 @@ def install(scale: float) -> None:
         seconds = self._eval_seconds(env=env)
         env.stack.append(seconds if self.is_default_value() else seconds * scale)
 
-    WaitFunction._wait_interval = wait_interval
-    Timeout._eval_body = timeout_eval
-    retrier_decl.time = types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale))
+    replace(WaitFunction, "_wait_interval", wait_interval)
+    replace(Timeout, "_eval_body", timeout_eval)
+    replace(
+        retrier_decl,
+        "time",
+        types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale)),
+    )
