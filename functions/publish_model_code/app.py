@@ -29,7 +29,16 @@ BUNDLE = next(
 
 
 def bundle_files() -> list[Path]:
-    return sorted(p for p in BUNDLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    """The model code, without what tools leave in a source tree (caches, dot-folders), so the
+    local cloud publishes what ``sam build`` bundles and the hash changes only with the code."""
+    return sorted(
+        p
+        for p in BUNDLE.rglob("*")
+        if p.is_file()
+        and not any(
+            part == "__pycache__" or part.startswith(".") for part in p.relative_to(BUNDLE).parts
+        )
+    )
 
 
 def content_hash(files: list[Path]) -> str:
@@ -54,7 +63,7 @@ def answer(event: dict[str, Any], status: str, data: dict[str, str], reason: str
     body = json.dumps(
         {
             "Status": status,
-            "Reason": reason or "see the function's logs",
+            "Reason": (reason or "see the function's logs")[:1000],  # responses are < 4 KiB
             "PhysicalResourceId": data.get("S3Uri", event.get("PhysicalResourceId", "model-code")),
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],

@@ -35,7 +35,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         obj, reason, salt = object_from_event(event), "new data", None
     started = start_training(
-        SFN, SETTINGS.training_state_machine_arn, SETTINGS.name_prefix, obj, reason, salt
+        SFN,
+        SETTINGS.training_state_machine_arn,
+        SETTINGS.name_prefix,
+        obj,
+        reason,
+        salt,
+        delivery_id=context.aws_request_id,
     )
     if started.skipped:
         logger.info("nothing to train on", extra={"why": started.skipped})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+
+import yaml
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,9 +63,10 @@ def find_green(
     info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
     content = info["revision"]["appSpecContent"]["content"]
     try:
-        appspec = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"deployment {deployment_id}: AppSpec is not JSON ({exc.msg})") from exc
+        # The pipeline's deployments carry JSON; CloudFormation's (sam deploy) may carry YAML.
+        appspec = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"deployment {deployment_id}: unreadable AppSpec ({exc})") from exc
     resource = next(iter(appspec["Resources"][0].values()))["Properties"]
     name, target = resource["Name"], str(resource["TargetVersion"])
     configuration = lambda_client.get_function_configuration(FunctionName=name, Qualifier=target)
@@ -162,8 +165,9 @@ def _post_traffic_once(green: Green, s3: S3Client, bucket: str, minimum: int) ->
         verdict.problems.append(
             f"{api_records} API requests captured on {green.endpoint}; at least {minimum} needed"
         )
+    well_formed = records - malformed
     verdict.facts.append(
-        f"{api_records} API requests among {records} well-formed records under {where}"
+        f"{api_records} API requests among {well_formed} well-formed records under {where}"
     )
     return verdict
 

@@ -67,8 +67,16 @@ def start_training(
     obj: RawObject,
     reason: str = "new data",
     salt: str | None = None,
+    *,
+    delivery_id: str,
 ) -> Started:
-    """Start the training execution named after the object version; a duplicate starts nothing."""
+    """Start the training execution named after the object version; a duplicate starts nothing.
+
+    Step Functions answers a StartExecution that repeats the name *and input* of a running
+    execution with that execution (no error, no new run), and refuses a reused name with other
+    input. The input carries ``delivery_id`` (the invocation's request id), so a second delivery of
+    the same event differs in input and is refused: reported as a duplicate, not as a start.
+    """
     if obj.key.endswith("/") or obj.size == 0:
         return Started("", None, False, skipped=f"{obj.key} is empty or a folder marker")
     version = obj.version_id if salt is None else f"{obj.version_id}#{salt}"
@@ -77,6 +85,7 @@ def start_training(
         "model_id": model_id,
         "source": {"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id},
         "reason": reason,
+        "delivery_id": delivery_id,
     }
     try:
         response = sfn.start_execution(

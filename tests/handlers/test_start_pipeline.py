@@ -1,0 +1,178 @@
+"""start_pipeline: one training run per object version under raw/, and retraining on drift."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pipeline_common.layout import model_id_for
+
+from tests.handlers.conftest import Cloud, FakeLambdaContext, Loader, emf_metrics, load_event
+
+TRIPS = b"VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,passenger_count,trip_distance\n"
+
+
+def upload(cloud: Cloud, key: str, body: bytes = TRIPS) -> dict[str, Any]:
+    """Put an object in the data bucket; the EventBridge event S3 sends for it."""
+    bucket = cloud.ref("DataBucket")
+    put = cloud.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    event = load_event("start_pipeline")
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"].update(
+        {
+            "key": key,
+            "size": len(body),
+            "etag": put["ETag"].strip('"'),
+            "version-id": put["VersionId"],
+        }
+    )
+    return event
+
+
+def executions(cloud: Cloud) -> list[dict[str, Any]]:
+    arn = cloud.ref("TrainingStateMachine")
+    listed = cloud.sfn.list_executions(stateMachineArn=arn)["executions"]
+    return [
+        {
+            "name": e["name"],
+            "input": json.loads(
+                cloud.sfn.describe_execution(executionArn=e["executionArn"])["input"]
+            ),
+        }
+        for e in listed
+    ]
+
+
+def test_new_trip_file_starts_one_run_named_after_its_version(
+    cloud: Cloud,
+    load_handler: Loader,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = load_handler("start_pipeline")
+    event = upload(cloud, "raw/green_tripdata_2018-02.csv")
+    detail = event["detail"]
+
+    started = app.lambda_handler(event, context)
+
+    expected = model_id_for(
+        "fare", detail["bucket"]["name"], detail["object"]["key"], detail["object"]["version-id"]
+    )
+    assert started["model_id"] == expected
+    assert started["duplicate"] is False
+    assert started["execution_arn"].endswith(f":{expected}")
+    (run,) = executions(cloud)
+    assert run["name"] == expected
+    assert run["input"]["source"] == {
+        "bucket": detail["bucket"]["name"],
+        "key": "raw/green_tripdata_2018-02.csv",
+        "version_id": detail["object"]["version-id"],
+    }
+    assert run["input"]["reason"] == "new data"
+    runs = [m for m in emf_metrics(capsys.readouterr().out) if m.name == "PipelineRunsStarted"]
+    assert [m.value for m in runs] == [1.0]
+
+
+def test_a_second_delivery_of_the_same_event_starts_nothing(
+    cloud: Cloud,
+    load_handler: Loader,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = load_handler("start_pipeline")
+    event = upload(cloud, "raw/green_tripdata_2018-02.csv")
+    first = app.lambda_handler(event, context)
+    capsys.readouterr()
+
+    # EventBridge and Lambda deliver at least once: the same event, another invocation.
+    again = app.lambda_handler(event, replace(context, aws_request_id="second-delivery"))
+
+    assert again == {
+        "model_id": first["model_id"],
+        "execution_arn": None,
+        "duplicate": True,
+        "skipped": None,
+    }
+    assert len(executions(cloud)) == 1
+    runs = [m for m in emf_metrics(capsys.readouterr().out) if m.name == "PipelineRunsStarted"]
+    assert runs == []
+
+
+def test_a_new_version_of_the_same_key_is_a_new_run(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    app = load_handler("start_pipeline")
+    first = app.lambda_handler(upload(cloud, "raw/trips.csv"), context)
+    second = app.lambda_handler(
+        upload(
+            cloud, "raw/trips.csv", TRIPS + b"2,2018-02-01 00:00:00,2018-02-01 00:12:00,1,2.5\n"
+        ),
+        replace(context, aws_request_id="another-invocation"),
+    )
+
+    assert second["duplicate"] is False
+    assert second["model_id"] != first["model_id"]
+    assert {r["name"] for r in executions(cloud)} == {first["model_id"], second["model_id"]}
+
+
+@pytest.mark.parametrize("key", ["raw/2018/", "raw/empty.csv"], ids=["folder-marker", "empty"])
+def test_folder_markers_and_empty_objects_are_skipped(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext, key: str
+) -> None:
+    app = load_handler("start_pipeline")
+
+    started = app.lambda_handler(upload(cloud, key, b""), context)
+
+    assert started["skipped"] == f"{key} is empty or a folder marker"
+    assert started["execution_arn"] is None
+    assert executions(cloud) == []
+
+
+def test_drift_alarm_retrains_on_the_newest_trip_file_under_a_salted_name(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    app = load_handler("start_pipeline")
+    bucket = cloud.ref("DataBucket")
+    upload(cloud, "raw/green_tripdata_2018-01.csv")
+    newest = upload(cloud, "raw/green_tripdata_2018-02.csv")["detail"]["object"]
+    upload(cloud, "raw/2018/", b"")  # newer, but a folder marker
+    now = datetime.now(UTC)
+    cloud.backdate(bucket, "raw/green_tripdata_2018-01.csv", now - timedelta(days=31))
+    cloud.backdate(bucket, "raw/green_tripdata_2018-02.csv", now - timedelta(days=1))
+    alarm = load_event("start_pipeline_drift_alarm")
+
+    started = app.lambda_handler(alarm, context)
+
+    salted = model_id_for(
+        "fare",
+        bucket,
+        "raw/green_tripdata_2018-02.csv",
+        f"{newest['version-id']}#drift@{alarm['time']}",
+    )
+    assert started["model_id"] == salted
+    # the same file's new-data run has another name: retraining on drift is a run of its own
+    assert salted != model_id_for("fare", bucket, newest["key"], newest["version-id"])
+    (run,) = executions(cloud)
+    assert run["input"]["source"]["key"] == "raw/green_tripdata_2018-02.csv"
+    assert run["input"]["source"]["version_id"] == newest["version-id"]
+    assert run["input"]["reason"] == "drift alarm"
+
+    # the same alarm delivered twice is one retraining
+    again = app.lambda_handler(alarm, replace(context, aws_request_id="alarm-again"))
+    assert again["duplicate"] is True
+    assert len(executions(cloud)) == 1
+
+
+def test_drift_alarm_without_any_trip_data_fails_loudly(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    app = load_handler("start_pipeline")
+    upload(cloud, "raw/2018/", b"")
+
+    with pytest.raises(LookupError, match=r"no trip data under s3://.*/raw/"):
+        app.lambda_handler(load_event("start_pipeline_drift_alarm"), context)
+    assert executions(cloud) == []
