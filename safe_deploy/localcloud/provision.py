@@ -122,7 +122,7 @@ class Provisioner:
                 create = self._custom
             if create is None:
                 self.not_emulated[logical_id] = NOT_EMULATED.get(kind, kind)
-                self.stack.physical[logical_id] = f"local-{logical_id}"
+                self.stack.physical_ids[logical_id] = f"local-{logical_id}"
                 self.stack.attributes[(logical_id, "Arn")] = self.arn("local", logical_id)
                 continue
             create(logical_id, resource.get("Properties", {}))
@@ -160,7 +160,7 @@ class Provisioner:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -179,7 +179,7 @@ class Provisioner:
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = description["TableArn"]
 
     def _parameter(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -188,7 +188,7 @@ class Provisioner:
         self.client("ssm").put_parameter(
             Name=name, Value=props["Value"], Type=props.get("Type", "String"), Overwrite=True
         )
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
 
     def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
         props = self.stack.resolve(props)
@@ -200,12 +200,12 @@ class Provisioner:
         arn = self.client("secretsmanager").create_secret(
             Name=f"{logical_id}-{_suffix()}", SecretString=value
         )["ARN"]
-        self.stack.physical[logical_id] = arn
+        self.stack.physical_ids[logical_id] = arn
 
     def _topic(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self.physical_name(logical_id)
         arn = self.client("sns").create_topic(Name=name)["TopicArn"]
-        self.stack.physical[logical_id] = arn
+        self.stack.physical_ids[logical_id] = arn
         self.stack.attributes[(logical_id, "TopicName")] = name
         self.stack.attributes[(logical_id, "TopicArn")] = arn
 
@@ -222,7 +222,7 @@ class Provisioner:
                 PolicyName=policy["PolicyName"],
                 PolicyDocument=json.dumps({"Version": "2012-10-17", **policy["PolicyDocument"]}),
             )
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = role["Arn"]
 
     def _service_role(self, logical_id: str, service: str) -> str:
@@ -260,19 +260,21 @@ class Provisioner:
         )
         self.host.register(name, FunctionCode(logical_id, code_uri, handler, memory, timeout))
         self.functions[logical_id] = name
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = created["FunctionArn"]
         alias = props.get("AutoPublishAlias")
         if alias:
             version = lam.publish_version(FunctionName=name)["Version"]
             lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
-            self.stack.physical[f"{logical_id}Alias{alias}"] = f"{created['FunctionArn']}:{alias}"
+            self.stack.physical_ids[f"{logical_id}Alias{alias}"] = (
+                f"{created['FunctionArn']}:{alias}"
+            )
         if "DeploymentPreference" in props:
             # SAM creates these; the template may refer to them by these logical ids.
-            self.stack.physical.setdefault(
+            self.stack.physical_ids.setdefault(
                 CODEDEPLOY_APPLICATION, self.physical_name(CODEDEPLOY_APPLICATION)
             )
-            self.stack.physical[f"{logical_id}DeploymentGroup"] = self.physical_name(
+            self.stack.physical_ids[f"{logical_id}DeploymentGroup"] = self.physical_name(
                 f"{logical_id}DeploymentGroup"
             )
 
@@ -310,8 +312,8 @@ class Provisioner:
 
     def _deployment_preference(self, logical_id: str, props: dict[str, Any]) -> None:
         preference = self.stack.resolve(props["DeploymentPreference"])
-        application = self.stack.physical[CODEDEPLOY_APPLICATION]
-        group = self.stack.physical[f"{logical_id}DeploymentGroup"]
+        application = self.stack.physical_ids[CODEDEPLOY_APPLICATION]
+        group = self.stack.physical_ids[f"{logical_id}DeploymentGroup"]
         codedeploy = self.client("codedeploy")
         existing = codedeploy.list_applications()["applications"]
         if application not in existing:
@@ -353,12 +355,12 @@ class Provisioner:
             definition=definition,
             roleArn=self._service_role(logical_id, "states.amazonaws.com"),
         )["stateMachineArn"]
-        self.stack.physical[logical_id] = arn
+        self.stack.physical_ids[logical_id] = arn
         self.stack.attributes[(logical_id, "Name")] = name
         self.stack.attributes[(logical_id, "Arn")] = arn
 
     def _rest_api(self, logical_id: str, props: dict[str, Any]) -> None:
-        self.stack.physical[logical_id] = uuid.uuid4().hex[:10]
+        self.stack.physical_ids[logical_id] = uuid.uuid4().hex[:10]
         self.stack.attributes[(logical_id, "RootResourceId")] = uuid.uuid4().hex[:10]
 
     def _alarm(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -382,7 +384,7 @@ class Provisioner:
             arguments["Statistic"] = props.get("Statistic", "Sum")
         self.client("cloudwatch").put_metric_alarm(**arguments)
         self.alarms.add(Alarm.from_properties(name, logical_id, props))
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = self.arn("cloudwatch", f"alarm:{name}")
 
     def _rule(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -393,7 +395,7 @@ class Provisioner:
         targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])]
         if targets:
             events.put_targets(Rule=name, Targets=targets)
-        self.stack.physical[logical_id] = name
+        self.stack.physical_ids[logical_id] = name
         self.stack.attributes[(logical_id, "Arn")] = self.arn("events", f"rule/{name}")
 
     # ------------------------------------------------------------------ custom resources
@@ -423,7 +425,7 @@ class Provisioner:
         answer = self._custom_responses[request_id]
         if answer.get("Status") != "SUCCESS":
             raise RuntimeError(f"custom resource {logical_id} failed: {answer.get('Reason')}")
-        self.stack.physical[logical_id] = answer.get("PhysicalResourceId", logical_id)
+        self.stack.physical_ids[logical_id] = answer.get("PhysicalResourceId", logical_id)
         for key, value in (answer.get("Data") or {}).items():
             self.stack.attributes[(logical_id, key)] = value
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -75,25 +74,30 @@ def references(value: Any) -> set[str]:
     return found
 
 
-@dataclass
-class Stack:
-    """A template evaluated for one local stack: parameters, conditions, and physical values."""
+class Evaluator:
+    """CloudFormation's evaluation of a template: parameters, conditions and intrinsic
+    functions. What ``Ref`` and ``GetAtt`` give for a resource is the subclass's to say."""
 
-    template: dict[str, Any]
-    name: str
-    region: str
-    account: str
-    parameter_overrides: Mapping[str, str] = field(default_factory=dict)
-    physical: dict[str, str] = field(default_factory=dict)  # logical id -> Ref value
-    attributes: dict[tuple[str, str], Any] = field(default_factory=dict)  # GetAtt values
-    # SAM resources that reference generated ones (ServerlessDeploymentApplication, ...)
-    extra_resources: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        template: dict[str, Any],
+        parameter_overrides: Mapping[str, str] | None = None,
+        pseudo: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.template = template
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self._pseudo = {"AWS::NoValue": NO_VALUE, "AWS::NotificationARNs": [], **(pseudo or {})}
         self.parameters = self._parameters()
         self.conditions: dict[str, bool] = {}
-        for name in self.template.get("Conditions", {}):
-            self.condition(name)
+
+    # ---- what subclasses provide
+    def physical(self, logical_id: str) -> Any:
+        """What ``Ref`` gives for a resource."""
+        raise TemplateError(f"Ref {logical_id}: no physical value")
+
+    def attribute(self, logical_id: str, attribute: str) -> Any:
+        """What ``GetAtt`` gives."""
+        raise TemplateError(f"GetAtt {logical_id}.{attribute}: no value")
 
     # ---- parameters and conditions
     def _parameters(self) -> dict[str, Any]:
@@ -120,64 +124,13 @@ class Stack:
         resource = self.template["Resources"][logical_id]
         return "Condition" not in resource or self.condition(resource["Condition"])
 
-    # ---- ordering
-    def creation_order(self) -> list[str]:
-        """Resources in an order where everything a resource refers to exists before it.
-
-        A SAM function's Events and DeploymentPreference become separate resources that are wired
-        up after everything exists, so they do not order the function itself.
-        """
-        resources = self.template["Resources"]
-        graph: dict[str, set[str]] = {}
-        for logical_id, resource in resources.items():
-            if not self.active(logical_id):
-                continue
-            properties = {
-                k: v
-                for k, v in resource.get("Properties", {}).items()
-                if k not in DEFERRED_PROPERTIES.get(resource["Type"], ())
-            }
-            needs = references(properties) | set(
-                resource.get("DependsOn", [])
-                if isinstance(resource.get("DependsOn"), list)
-                else [resource["DependsOn"]]
-                if "DependsOn" in resource
-                else []
-            )
-            graph[logical_id] = {n for n in needs if n in resources and self.active(n)}
-        return list(TopologicalSorter(graph).static_order())
-
     # ---- intrinsic functions
-    def pseudo(self, name: str) -> Any:
-        return {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account,
-            "AWS::StackName": self.name,
-            "AWS::StackId": (
-                f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.name}/local"
-            ),
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": NO_VALUE,
-            "AWS::NotificationARNs": [],
-        }[name]
-
     def ref(self, name: str) -> Any:
-        if name.startswith("AWS::"):
-            return self.pseudo(name)
+        if name in self._pseudo:
+            return self._pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
-        if name in self.physical:
-            return self.physical[name]
-        raise TemplateError(f"Ref {name}: not created (yet) in the local cloud")
-
-    def get_att(self, logical_id: str, attribute: str) -> Any:
-        key = (logical_id, attribute)
-        if key not in self.attributes:
-            raise TemplateError(
-                f"GetAtt {logical_id}.{attribute}: not available in the local cloud"
-            )
-        return self.attributes[key]
+        return self.physical(name)
 
     def _sub(self, text: str, extra: Mapping[str, Any]) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -188,13 +141,13 @@ class Stack:
                 return str(extra[expression])
             if "." in expression and not expression.startswith("AWS::"):
                 logical_id, attribute = expression.split(".", 1)
-                return str(self.get_att(logical_id, attribute))
+                return str(self.attribute(logical_id, attribute))
             return str(self.ref(expression))
 
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def resolve(self, value: Any) -> Any:
-        """Evaluate every intrinsic function in a value."""
+        """Evaluate every intrinsic function in a value (``AWS::NoValue`` drops its key)."""
         if isinstance(value, list):
             items = [self.resolve(v) for v in value]
             return [v for v in items if v is not NO_VALUE]
@@ -236,7 +189,7 @@ class Stack:
 
         def get_att(arg: Any) -> Any:
             logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
-            return self.get_att(logical_id, attribute)
+            return self.attribute(logical_id, attribute)
 
         def select(arg: Any) -> Any:
             index, items = arg
@@ -247,7 +200,7 @@ class Stack:
             return str(self.resolve(text)).split(separator)
 
         return {
-            "Ref": lambda arg: self.ref(arg),
+            "Ref": self.ref,
             "Fn::Sub": sub,
             "Fn::Join": join,
             "Fn::If": if_,
@@ -259,8 +212,78 @@ class Stack:
             "Fn::Not": lambda arg: not self.resolve(arg[0]),
             "Fn::And": lambda arg: all(self.resolve(a) for a in arg),
             "Fn::Or": lambda arg: any(self.resolve(a) for a in arg),
-            "Condition": lambda arg: self.condition(arg),
+            "Condition": self.condition,
         }
+
+
+class Stack(Evaluator):
+    """The template evaluated for the local stack, with the physical values of what exists."""
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        name: str,
+        region: str,
+        account: str,
+        parameter_overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name, self.region, self.account = name, region, account
+        super().__init__(
+            template,
+            parameter_overrides,
+            {
+                "AWS::Region": region,
+                "AWS::AccountId": account,
+                "AWS::StackName": name,
+                "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{name}/local",
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+            },
+        )
+        self.physical_ids: dict[str, str] = {}  # logical id -> Ref value
+        self.attributes: dict[tuple[str, str], Any] = {}  # GetAtt values
+        for condition in self.template.get("Conditions", {}):
+            self.condition(condition)
+
+    def physical(self, logical_id: str) -> Any:
+        if logical_id not in self.physical_ids:
+            raise TemplateError(f"Ref {logical_id}: not created (yet) in the local cloud")
+        return self.physical_ids[logical_id]
+
+    def attribute(self, logical_id: str, attribute: str) -> Any:
+        key = (logical_id, attribute)
+        if key not in self.attributes:
+            raise TemplateError(
+                f"GetAtt {logical_id}.{attribute}: not available in the local cloud"
+            )
+        return self.attributes[key]
+
+    def pseudo(self, name: str) -> Any:
+        return self._pseudo[name]
+
+    # ---- ordering
+    def creation_order(self) -> list[str]:
+        """Resources in an order where everything a resource refers to exists before it.
+
+        A SAM function's Events and DeploymentPreference become separate resources that are wired
+        up after everything exists, so they do not order the function itself.
+        """
+        resources = self.template["Resources"]
+        graph: dict[str, set[str]] = {}
+        for logical_id, resource in resources.items():
+            if not self.active(logical_id):
+                continue
+            properties = {
+                k: v
+                for k, v in resource.get("Properties", {}).items()
+                if k not in DEFERRED_PROPERTIES.get(resource["Type"], ())
+            }
+            depends = resource.get("DependsOn", [])
+            needs = references(properties) | set(
+                depends if isinstance(depends, list) else [depends]
+            )
+            graph[logical_id] = {n for n in needs if n in resources and self.active(n)}
+        return list(TopologicalSorter(graph).static_order())
 
 
 def function_environment(template: Mapping[str, Any], properties: Mapping[str, Any]) -> Any:

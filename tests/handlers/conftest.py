@@ -221,7 +221,7 @@ class Cloud:
             raise NotImplementedError(f"{logical_id}: no moto stand-in for {kind}")
 
     def _record(self, logical_id: str, ref: str, **attributes: str) -> None:
-        self.stack.physical[logical_id] = ref
+        self.stack.physical_ids[logical_id] = ref
         for attribute, value in attributes.items():
             self.stack.attributes[(logical_id, attribute)] = value
 

@@ -48,7 +48,9 @@ def test_every_sample_is_json_of_a_function(sample: str) -> None:
 def _pattern_for(function_dir: str, event: dict[str, Any]) -> dict[str, Any]:
     """The function's EventBridge rule pattern, its bucket Ref resolved to the sample's bucket."""
     stack = Stack(TEMPLATE, "safe-deploy", REGION, ACCOUNT)
-    stack.physical.update(dict.fromkeys(TEMPLATE["Resources"], event["detail"]["bucket"]["name"]))
+    stack.physical_ids.update(
+        dict.fromkeys(TEMPLATE["Resources"], event["detail"]["bucket"]["name"])
+    )
     rules = [t for t in triggers(function_dir).values() if t["Type"] == "EventBridgeRule"]
     (rule,) = rules
     pattern: dict[str, Any] = stack.resolve(rule["Properties"]["Pattern"])

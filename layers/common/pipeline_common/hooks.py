@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-
-import yaml
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
 
 from pipeline_common.capture import CaptureFormatError, capture_prefix, parse_record
 from pipeline_common.layout import CAPTURE_PREFIX, NO_ENDPOINT
