@@ -89,6 +89,22 @@ def find_run(target: Target, name_or_arn: str) -> str:
     raise TargetError(f"no pipeline run named {name_or_arn}")
 
 
+# What `status` shows of an approval (never the task token).
+APPROVAL_FIELDS = (
+    "approval_id",
+    "model_id",
+    "status",
+    "created_at",
+    "expires_at",
+    "decided_by",
+    "decided_at",
+    "decided_via",
+    "reason",
+    "channels",
+    "expiry_channels",
+)
+
+
 def approval_of(target: Target, execution_arn: str) -> dict[str, Any] | None:
     table = target.session.resource(
         "dynamodb", region_name=target.region, endpoint_url=target.endpoint_url
@@ -104,8 +120,7 @@ def approval_of(target: Target, execution_arn: str) -> dict[str, Any] | None:
     return {
         k: (int(str(v)) if hasattr(v, "to_integral_value") else v)
         for k, v in latest.items()
-        if k
-        in ("approval_id", "status", "decided_by", "decided_at", "reason", "channels", "expires_at")
+        if k in APPROVAL_FIELDS
     }
 
 

@@ -24,12 +24,22 @@ from typing import Any
 
 import boto3
 import requests
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from moto.server import ThreadedMotoServer
 from pipeline_common.layout import NO_ENDPOINT, monitoring_schedule_of
 from werkzeug.wrappers import Request, Response
 
-from safe_deploy.localcloud import codedeploy, events, fixes, lambdas, sagemaker, stepfunctions
+from safe_deploy.localcloud import (
+    codedeploy,
+    events,
+    fixes,
+    lambdas,
+    patching,
+    sagemaker,
+    stepfunctions,
+)
 from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
+from safe_deploy.localcloud.channels import LocalChannels, Outbox
 from safe_deploy.localcloud.codedeploy import CodeDeployEmulator
 from safe_deploy.localcloud.lambdas import HandlerHost
 from safe_deploy.localcloud.metrics import Alarms, MetricStore
@@ -99,6 +109,9 @@ class LocalCloud:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         time.tzset()
+        # Powertools keeps its parameter providers per process, each with a boto3 client bound to
+        # the endpoint of its time: a new local cloud (a new moto port) starts them afresh.
+        DEFAULT_PROVIDERS.clear()
         requests.post(f"{self.aws_url}/moto-api/reset", timeout=10)
         requests.post(
             f"{self.aws_url}/moto-api/config",
@@ -126,12 +139,18 @@ class LocalCloud:
         settings = self.settings
         template = load(settings.template_path)
         globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+        self.api = LocalApi(settings, self.feed, self.metrics)
+        self.api.start()
+        self.channels = LocalChannels(Outbox(self.outbox, self.feed))
+        parameters = dict(settings.parameter_overrides)
+        if settings.local_channels:  # Slack and email reviewers, answered by the outbox
+            parameters = self.channels.configure(self.client, self.api, parameters)
         self.stack = Stack(
             template,
             settings.stack_name,
             settings.region,
             settings.account,
-            settings.parameter_overrides,
+            parameters,
         )
         base_env = {
             k: str(self.stack.resolve(v)) for k, v in globals_env.get("Variables", {}).items()
@@ -146,8 +165,6 @@ class LocalCloud:
         sagemaker.install(self.sagemaker)
         codedeploy.install(self.codedeploy)
         events.install(self.feed)
-        self.api = LocalApi(settings, self.feed, self.metrics)
-        self.api.start()
         provisioner = Provisioner(
             settings,
             self.stack,
@@ -181,6 +198,7 @@ class LocalCloud:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        patching.restore_all()
         if self in _RUNNING:
             _RUNNING.remove(self)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
 import random
 import sys
@@ -133,12 +134,31 @@ class HandlerHost:
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
                 self._keep_logs(function_name, out.getvalue())
+                self._route_logger()
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
             handler: Handler = getattr(module, attribute)
             self._modules[key] = handler
             return handler
+
+    def _reclaim_stdout(self) -> None:
+        """Handlers print (Powertools Metrics' EMF lines, tracebacks) to ``sys.stdout``; whoever
+        replaced it since (pytest does between test phases) gets the router put back around it."""
+        current = sys.stdout
+        if current is not self.stdout:
+            if not isinstance(current, _ThreadStdout):  # never a router around a router
+                self.stdout.real = current
+            sys.stdout = self.stdout
+
+    def _route_logger(self) -> None:
+        """Powertools' Logger binds its stream once per process, at its first import (which may
+        have happened before this host, or under another one): point it at this host's stdout so
+        each handler's log lines reach that function's log."""
+        service = self.base_env.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+        for handler in logging.getLogger(service).handlers:
+            if type(handler) is logging.StreamHandler and handler.stream is not self.stdout:
+                handler.setStream(self.stdout)
 
     def _keep_logs(self, function_name: str, text: str) -> None:
         if not text:
@@ -156,6 +176,7 @@ class HandlerHost:
         if code is None:
             body = {"errorType": "ResourceNotFoundException", "errorMessage": "no local code"}
             return json.dumps(body).encode(), "Unhandled"
+        self._reclaim_stdout()
         environment = dict(fn.environment_vars or {})
         context = LambdaContext(
             function_name=fn.function_name,

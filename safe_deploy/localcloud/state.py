@@ -27,6 +27,7 @@ class LocalSettings:
     region: str = REGION
     account: str = ACCOUNT
     parameter_overrides: dict[str, str] = field(default_factory=dict)
+    local_channels: bool = True  # approvals also go to Slack and email (both land in the outbox)
     aws_port: int = 0  # 0: any free port
     api_port: int = 0
     verbose: bool = False

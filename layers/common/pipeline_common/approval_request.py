@@ -1,29 +1,20 @@
-"""Asking a person: store the token, send signed links on every configured channel."""
+"""Asking a person: store the token, send signed links on every configured channel; and, when
+nobody answered in time, mark the approval expired and tell the same people."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from pipeline_common.approvals import Approval, ApprovalStore, approval_url, plot_url
+from pipeline_common.notifications import EXPIRED, REQUEST, Channel, Notification, duration
 
-if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-
-
-@dataclass(frozen=True)
-class Message:
-    """What every channel says, in its own format."""
-
-    subject: str
-    text: str
-    approval_url: str
-    plot_url: str
-    facts: tuple[tuple[str, str], ...]
+SENT = "sent"
+OFF = "off"
 
 
-Channel = Callable[[Message], None]
+class NoChannelDelivered(RuntimeError):
+    """Nobody could be asked: the run must not wait for a decision nobody can make."""
 
 
 def evidence_from(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,34 +38,76 @@ def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
-def build_message(approval: Approval, base_url: str, key: str) -> Message:
+def facts_of(approval: Approval) -> tuple[tuple[str, str], ...]:
     e = approval.evidence
-    url = approval_url(base_url, approval.approval_id, approval.expires_at, key)
-    facts = (
+    champion = (
+        f"{_number(e.get('champion_rmse'))} ({e.get('champion_model_id') or 'production'})"
+        if e.get("champion_rmse") is not None
+        else "none yet (first model)"
+    )
+    return (
         ("Model", approval.model_id),
         ("Validation RMSE", _number(e.get("validation_rmse"))),
-        (
-            "Production RMSE",
-            _number(e.get("champion_rmse")) if e.get("champion_rmse") is not None else "none yet",
-        ),
-        ("Test-set RMSE", _number(e.get("test_rmse"))),
-        ("Data", f"{e.get('data')} (version {e.get('data_version') or '-'})"),
+        ("Production model's RMSE", champion),
+        ("Test-set RMSE (dev endpoint)", _number(e.get("test_rmse"))),
+        ("Data version", str(e.get("data_version") or "-")),
+        ("Data", str(e.get("data") or "-")),
     )
-    text = "\n".join(f"{k}: {v}" for k, v in facts)
-    return Message(
+
+
+def request_notification(
+    approval: Approval, base_url: str, key: str, decide_in_slack: bool = False
+) -> Notification:
+    return Notification(
+        kind=REQUEST,
+        approval_id=approval.approval_id,
+        model_id=approval.model_id,
         subject=f"Approve fare model {approval.model_id} for production?",
-        text=f"{text}\n\nReview and decide: {url}\n",
-        approval_url=url,
+        headline=(
+            f"Fare model {approval.model_id} passed the gate and its dev-endpoint test. "
+            "Review the evidence and approve or reject its promotion (a canary: 10% of live "
+            "traffic first, rolled back on any alarm)."
+        ),
+        facts=facts_of(approval),
+        approval_url=approval_url(base_url, approval.approval_id, approval.expires_at, key),
         plot_url=plot_url(base_url, approval.approval_id, approval.expires_at, key),
-        facts=facts,
+        expires_at=approval.expires_at,
+        decide_in_slack=decide_in_slack,
     )
 
 
-def sns_channel(sns: SNSClient, topic_arn: str) -> Channel:
-    def send(message: Message) -> None:
-        sns.publish(TopicArn=topic_arn, Subject=message.subject[:100], Message=message.text)
+def expiry_notification(approval: Approval, waited_seconds: int) -> Notification:
+    return Notification(
+        kind=EXPIRED,
+        approval_id=approval.approval_id,
+        model_id=approval.model_id,
+        subject=f"Approval expired: fare model {approval.model_id} was not promoted",
+        headline=(
+            f"Nobody decided on fare model {approval.model_id} within {duration(waited_seconds)}, "
+            "so it is rejected: its dev endpoint is being deleted and production is unchanged. "
+            "The approval links no longer work."
+        ),
+        facts=facts_of(approval),
+    )
 
-    return send
+
+def notify(notification: Notification, channels: Mapping[str, Channel | None]) -> dict[str, str]:
+    """Send on every channel; one failing never blocks the others.
+
+    Returns each channel's outcome: ``sent``, ``off`` (not configured) or ``failed: why``; the
+    caller logs and records them.
+    """
+    outcomes: dict[str, str] = {}
+    for name, send in channels.items():
+        if send is None:
+            outcomes[name] = OFF
+            continue
+        try:
+            send(notification)
+            outcomes[name] = SENT
+        except Exception as exc:  # one channel failing must not block the others
+            outcomes[name] = f"failed: {type(exc).__name__}: {exc}"[:500]
+    return outcomes
 
 
 def request_approval(
@@ -83,31 +116,61 @@ def request_approval(
     store: ApprovalStore,
     signing_key: str,
     base_url: str,
-    channels: Mapping[str, Channel],
+    channels: Mapping[str, Channel | None],
     now: float,
+    decide_in_slack: bool = False,
 ) -> dict[str, Any]:
-    """Store the token server-side, then notify; a failing channel never blocks the others."""
+    """Store the token server-side, then ask on every channel.
+
+    Fails (and the run stops) only when no channel at all delivered the request.
+    """
+    timeout_seconds = int(event.get("timeout_seconds", 86400))
     approval = store.create(
         execution_arn=event["execution_arn"],
         model_id=event["model_id"],
         task_token=event["task_token"],
         evidence=evidence_from(event),
-        timeout_seconds=int(event.get("timeout_seconds", 86400)),
+        timeout_seconds=timeout_seconds,
         now=now,
     )
-    message = build_message(approval, base_url, signing_key)
-    outcomes: dict[str, str] = {}
-    for name, send in channels.items():
-        try:
-            send(message)
-            outcomes[name] = "sent"
-        except Exception as exc:  # one channel failing must not block the others
-            outcomes[name] = f"failed: {type(exc).__name__}: {exc}"
+    message = request_notification(approval, base_url, signing_key, decide_in_slack)
+    outcomes = notify(message, channels)
     store.record_channels(approval.approval_id, outcomes)
-    if channels and not any(v == "sent" for v in outcomes.values()):
-        raise RuntimeError(f"no approval channel delivered: {outcomes}")
+    if not any(v == SENT for v in outcomes.values()):
+        store.expire(approval.approval_id, "no channel could deliver the approval request", now)
+        raise NoChannelDelivered(
+            f"no approval channel delivered the request for {approval.model_id}: {outcomes}"
+        )
     return {
         "approval_id": approval.approval_id,
         "expires_at": approval.expires_at,
+        "channels": outcomes,
+    }
+
+
+def expire_approval(
+    event: Mapping[str, Any],
+    *,
+    store: ApprovalStore,
+    channels: Mapping[str, Channel | None],
+    now: float,
+) -> dict[str, Any]:
+    """The run stopped waiting (silence rejects): mark the approval EXPIRED, tell the reviewers.
+
+    Idempotent: an approval that is no longer pending is left as it is and nobody is told twice.
+    """
+    approval = store.for_execution(event["execution_arn"])
+    if approval is None:
+        return {"approval_id": None, "status": "none", "channels": {}}
+    waited = int(event.get("timeout_seconds") or (approval.expires_at - approval.created_at))
+    expired = store.expire(approval.approval_id, f"no decision within {duration(waited)}", now)
+    if expired is None:
+        current = store.get(approval.approval_id)
+        return {"approval_id": current.approval_id, "status": current.status.value, "channels": {}}
+    outcomes = notify(expiry_notification(expired, waited), channels)
+    store.record_channels(expired.approval_id, outcomes, attribute="expiry_channels")
+    return {
+        "approval_id": expired.approval_id,
+        "status": expired.status.value,
         "channels": outcomes,
     }

@@ -69,11 +69,15 @@ class DriftSettings(Settings):
 
 
 class RequestApprovalSettings(Settings):
+    """Each channel is on when configured: SNS (``topic_arn``), Slack (a secret holding the
+    incoming-webhook URL), email (an SES sender and at least one recipient)."""
+
     approvals_table: str
     signing_secret_arn: str
     api_base_url: str
-    topic_arn: str
+    topic_arn: str = ""
     slack_webhook_secret_arn: str = ""
+    slack_interactive: bool = False  # the stack has a Slack signing secret: buttons may decide
     ses_sender: str = ""
     approval_email_recipients: str = ""
 
