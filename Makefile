@@ -8,7 +8,11 @@ TOOLS       := .tools
 UV          := $(TOOLS)/uv/bin/uv
 VENV        := .venv
 RUN         := $(UV) run --frozen --no-sync
+SAM_ENV     := $(TOOLS)/sam
+SAM         := $(SAM_ENV)/bin/sam
+SAM_LOCK    := scripts/sam-requirements.txt
 export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help
 help: ## list the targets
@@ -25,6 +29,28 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 .PHONY: install
 install: $(VENV)/.synced ## the project environment (.venv), from uv.lock
 
+# The SAM CLI pins an older boto3 than moto wants: it gets its own environment (DESIGN.md §10).
+$(SAM_ENV)/.synced: $(UV) $(SAM_LOCK)
+	test -x $(SAM_ENV)/bin/python || $(UV) venv --quiet --python 3.11 $(SAM_ENV)
+	$(UV) pip sync --quiet --python $(SAM_ENV) --require-hashes $(SAM_LOCK)
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: tools
+tools: $(SAM_ENV)/.synced node_modules/.installed ## the SAM CLI (.tools/sam) and the ASL validator (node_modules)
+
+.PHONY: validate
+validate: tools install ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM) validate --lint --template template.yaml
+	$(RUN) cfn-lint template.yaml
+
+.PHONY: build
+build: tools ## sam build, with the python3.12 that scripts/python312-dir finds
+	@dir="$$(scripts/python312-dir)" && PATH="$$dir:$$PATH" $(SAM) build --template template.yaml
+
 .PHONY: lint
 lint: install ## ruff and mypy
 	$(RUN) ruff check .
@@ -36,9 +62,22 @@ format: install ## apply ruff's formatting and fixes
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+# Lambda runs the functions on python3.12; the project develops on 3.11: the handlers' tests run on
+# both. The 3.12 environment comes from the same lock.
+PY312_VENV := .venv-py312
+$(PY312_VENV)/.synced: $(UV) pyproject.toml uv.lock
+	@dir="$$(scripts/python312-dir)" && \
+		UV_PROJECT_ENVIRONMENT=$(PY312_VENV) $(UV) sync --frozen --quiet --python "$$dir/python3.12"
+	@touch $@
+
+.PHONY: test-py312
+test-py312: $(PY312_VENV)/.synced ## the handlers' tests on Python 3.12 (Lambda's runtime)
+	$(PY312_VENV)/bin/python -m pytest tests/handlers -q -p no:cacheprovider
+
 .PHONY: test
-test: lint ## lint, then every test
+test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
 	$(RUN) pytest
+	$(MAKE) --no-print-directory test-py312
 
 .PHONY: demo
 demo: install ## run the demo
@@ -51,4 +90,4 @@ bench: $(UV) ## run the benchmarks (slow; results go in the README)
 
 .PHONY: clean
 clean: ## remove environments and build output
-	rm -rf $(TOOLS) $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache demo-output
+	rm -rf $(TOOLS) $(VENV) $(PY312_VENV) node_modules .aws-sam .mypy_cache .ruff_cache .pytest_cache demo-output
