@@ -19,13 +19,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from pipeline_common.capture import CapturedExchange, CaptureFormatError, parse_record
+from pipeline_common.capture import CapturedExchange, CaptureFormatError, csv_data, parse_record
 from pipeline_common.payload import JSON, PayloadError, parse_rows, to_csv
 
 from model.baseline import CONSTRAINTS_FILE, STATISTICS_FILE
@@ -79,62 +80,123 @@ def _lines(files: Sequence[Path]) -> Iterable[bytes]:
                 yield line
 
 
-def read_capture(
-    files: Sequence[Path], width: int
-) -> tuple[list[str], list[str | None], int, Counter[str]]:
-    """Merged ``output,input`` rows, their inference ids, the record count, malformed counts."""
+@dataclass
+class Capture:
+    """Captured rows as the baseline's numeric columns, and what was skipped and why."""
+
+    columns: dict[str, np.ndarray]
+    unparsable: dict[str, int]  # values that are not numbers, by column (NaN in ``columns``)
+    records: int
+    malformed: Counter[str]
+    ids: list[Any] | None = None  # each row's request id, when asked for
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def read_capture(files: Sequence[Path], names: Sequence[str], with_ids: bool = False) -> Capture:
+    """The rows of capture files as ``output,input`` columns named ``names``.
+
+    One pass of ``orjson`` over the lines, then one CSV read of all the rows. A record with one
+    CSV row in and one value out, the common case, takes the fast path (:func:`csv_data`, nothing
+    to split); anything else (several rows, JSON or BASE64 payloads, lines that are not capture
+    records) goes through :func:`parse_record` and is split into rows. Request ids (for joining
+    ground truth) are kept only ``with_ids``.
+    """
     rows: list[str] = []
-    ids: list[str | None] = []
+    ids: list[Any] | None = [] if with_ids else None
     malformed: Counter[str] = Counter()
     records = 0
-    commas = width - 1
-    for line in _lines(files):
-        records += 1
-        try:
-            exchange = parse_record(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            malformed["not_json"] += 1
-            continue
-        except CaptureFormatError:
-            malformed["not_a_capture_record"] += 1
-            continue
-        if exchange.input_content_type.startswith(JSON) or exchange.output_content_type.startswith(
-            JSON
-        ):
+    for path in files:
+        for line in path.read_bytes().splitlines():
             try:
-                inputs, outputs = _json_rows(exchange)
-            except (PayloadError, ValueError, KeyError, TypeError):
-                malformed["unreadable_json_payload"] += 1
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if line.strip():  # a blank line is not a record
+                    records += 1
+                    malformed["not_json"] += 1
                 continue
+            records += 1
+            merged: list[str] | None
+            data = csv_data(record)
+            if data is not None:
+                source, answer = data[0].strip(), data[1].strip()
+                row = f"{answer},{source}"
+                # One row in, one value out, no line breaks: the one row that splitting gives.
+                if source and answer and "," not in answer and row.isprintable():
+                    rows.append(row)
+                    if ids is not None:
+                        ids.append(_request_id(record))
+                    continue
+                merged = _merged_rows(*_csv_rows(*data))
+            else:
+                try:
+                    exchange = parse_record(record)
+                except CaptureFormatError:
+                    malformed["not_a_capture_record"] += 1
+                    continue
+                try:
+                    merged = _merged_rows(*_exchange_rows(exchange))
+                except (PayloadError, ValueError, KeyError, TypeError):
+                    malformed["unreadable_json_payload"] += 1
+                    continue
+            if merged is None:
+                malformed["input_output_row_mismatch"] += 1
+                continue
+            rows.extend(merged)
+            if ids is not None:
+                ids.extend([_request_id(record)] * len(merged))
+    rows, ids = _of_width(rows, ids, len(names), malformed)
+    columns, unparsable = _parse_rows(rows, names)
+    return Capture(columns, unparsable, records, malformed, ids)
+
+
+def _of_width(
+    rows: list[str], ids: list[Any] | None, width: int, malformed: Counter[str]
+) -> tuple[list[str], list[Any] | None]:
+    """The rows of ``width`` comma-separated values (and their ids); the others are counted."""
+    commas = width - 1
+    found = [row.count(",") for row in rows]
+    if found.count(commas) == len(found):
+        return rows, ids
+    keep = []
+    for index, count in enumerate(found):
+        if count == commas:
+            keep.append(index)
         else:
-            inputs = exchange.input_data.strip().splitlines()
-            outputs = exchange.output_data.strip().replace(",", "\n").splitlines()
-        if len(inputs) != len(outputs):
-            malformed["input_output_row_mismatch"] += 1
-            continue
-        for source, answer in zip(inputs, outputs, strict=True):
-            merged = f"{answer},{source}"
-            found = merged.count(",")
-            if found != commas:
-                malformed["too_few_columns" if found < commas else "too_many_columns"] += 1
-                continue
-            rows.append(merged)
-            ids.append(exchange.inference_id or exchange.event_id)
-    return rows, ids, records, malformed
+            malformed["too_few_columns" if count < commas else "too_many_columns"] += 1
+    return [rows[i] for i in keep], None if ids is None else [ids[i] for i in keep]
 
 
-def _json_rows(exchange: CapturedExchange) -> tuple[list[str], list[str]]:
-    """A JSON request or answer (the serving container's formats) as CSV rows."""
+def _request_id(record: Any) -> Any:
+    """The id that ground truth names a captured request by: its inferenceId, else its eventId."""
+    metadata = record["eventMetadata"]
+    return metadata.get("inferenceId") or str(metadata["eventId"])
+
+
+def _csv_rows(input_data: str, output_data: str) -> tuple[list[str], list[str]]:
+    """Request rows, one a line, and answers, one a line or comma-separated."""
+    return input_data.strip().splitlines(), output_data.strip().replace(",", "\n").splitlines()
+
+
+def _merged_rows(inputs: list[str], outputs: list[str]) -> list[str] | None:
+    """``output,input`` rows, as Model Monitor merges them; None if the counts differ."""
+    if len(inputs) != len(outputs):
+        return None
+    return [f"{answer},{source}" for source, answer in zip(inputs, outputs, strict=True)]
+
+
+def _exchange_rows(exchange: CapturedExchange) -> tuple[list[str], list[str]]:
+    """An exchange's request rows and answers; a JSON request or answer (the serving container's
+    formats) becomes CSV rows."""
+    inputs, outputs = _csv_rows(exchange.input_data, exchange.output_data)
     if exchange.input_content_type.startswith(JSON):
         inputs = [to_csv([row]) for row in parse_rows(exchange.input_data, JSON)]
-    else:
-        inputs = exchange.input_data.strip().splitlines()
     if exchange.output_content_type.startswith(JSON):
         answer = json.loads(exchange.output_data)
         scores = answer["predictions"] if isinstance(answer, dict) else answer
         outputs = [repr(float(s["score"] if isinstance(s, dict) else s)) for s in scores]
-    else:
-        outputs = exchange.output_data.strip().replace(",", "\n").splitlines()
     return inputs, outputs
 
 
@@ -146,10 +208,14 @@ def _parse_rows(
         return {name: np.empty(0) for name in names}, {}
     data = ("\n".join(rows) + "\n").encode()
     read = pacsv.ReadOptions(column_names=list(names))
+    # Rows were counted by their commas: a quote is just a character (a quoted value is not a
+    # number, and is counted as such), never a field that hides a comma.
+    parse = pacsv.ParseOptions(quote_char=False)
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=read,
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64())),
         )
         return {n: table.column(n).to_numpy().astype(np.float64) for n in names}, {}
@@ -158,6 +224,7 @@ def _parse_rows(
     table = pacsv.read_csv(
         pa.py_buffer(data),
         read_options=read,
+        parse_options=parse,
         convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
     )
     columns, unparsable = {}, {}
@@ -184,54 +251,96 @@ def read_ground_truth(files: Sequence[Path]) -> tuple[dict[str, float], Counter[
     return truth, malformed
 
 
+@dataclass
+class Baseline:
+    """A baseline job's ``statistics.json`` and ``constraints.json``."""
+
+    statistics: dict[str, Any]
+    constraints: dict[str, Any]
+
+    @property
+    def names(self) -> list[str]:
+        """The columns, label (the endpoint's output) first."""
+        return [f["name"] for f in self.statistics["features"]]
+
+    def label_as(self, name: str) -> Baseline:
+        """The label's baseline alone, named ``name``: what ground truth is compared with."""
+        label = self.names[0]
+
+        def label_only(document: dict[str, Any]) -> dict[str, Any]:
+            feature = next(f for f in document["features"] if f["name"] == label)
+            return {**document, "features": [{**feature, "name": name}]}
+
+        return Baseline(label_only(self.statistics), label_only(self.constraints))
+
+    @classmethod
+    def read(cls, baseline_dir: Path) -> Baseline:
+        try:
+            return cls(
+                json.loads((baseline_dir / STATISTICS_FILE).read_text()),
+                json.loads((baseline_dir / CONSTRAINTS_FILE).read_text()),
+            )
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataFileError(f"{baseline_dir}: no readable baseline ({exc})") from exc
+
+
+@dataclass
+class Analysis:
+    statistics: dict[str, Any]
+    violations: list[dict[str, str]]
+    distances: dict[str, float]
+
+
+def analyse(
+    baseline: Baseline, current: dict[str, np.ndarray], unparsable: dict[str, int] | None = None
+) -> Analysis:
+    """Statistics of the current columns, their violations and drift distances: the analysis."""
+    return Analysis(
+        statistics=dataset_statistics(current),
+        violations=check_constraints(
+            baseline.statistics, baseline.constraints, current, unparsable
+        ),
+        distances=drift_distances(baseline.statistics, current, baseline.names),
+    )
+
+
 def monitor(
     baseline_dir: Path,
     captures: Sequence[Path],
     out_dir: Path,
     ground_truth: Sequence[Path] = (),
 ) -> MonitoringReport:
-    try:
-        baseline_statistics = json.loads((baseline_dir / STATISTICS_FILE).read_text())
-        constraints = json.loads((baseline_dir / CONSTRAINTS_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataFileError(f"{baseline_dir}: no readable baseline ({exc})") from exc
-    names = [f["name"] for f in baseline_statistics["features"]]
+    baseline = Baseline.read(baseline_dir)
+    names = baseline.names
     files = _capture_files(captures)
-    rows, ids, records, malformed = read_capture(files, len(names))
-    current, unparsable = _parse_rows(rows, names)
-    statistics = dataset_statistics(current)
-    violations = check_constraints(baseline_statistics, constraints, current, unparsable)
-    distances = drift_distances(baseline_statistics, current, names)
+    capture = read_capture(files, names, with_ids=bool(ground_truth))
+    current = capture.columns
+    analysis = analyse(baseline, current, capture.unparsable)
+    statistics, violations, distances = analysis.statistics, analysis.violations, analysis.distances
+    malformed = capture.malformed
 
     truth_rows, rmse = 0, None
-    if ground_truth:
+    if capture.ids is not None:
         truth, bad = read_ground_truth(_capture_files(ground_truth))
         malformed.update(bad)
+        ids = capture.ids
         matched = [i for i, key in enumerate(ids) if key in truth]
         if matched:
-            actual = np.array([truth[ids[i]] for i in matched])  # type: ignore[index]
+            actual = np.array([truth[ids[i]] for i in matched])
             predicted = current[names[0]][matched]
             truth_rows = len(matched)
             rmse = float(np.sqrt(np.nanmean((actual - predicted) ** 2)))
-            label_constraint = next(c for c in constraints["features"] if c["name"] == names[0])
-            label_stats = next(f for f in baseline_statistics["features"] if f["name"] == names[0])
-            renamed_stats = {
-                **baseline_statistics,
-                "features": [{**label_stats, "name": GROUND_TRUTH_FEATURE}],
-            }
-            renamed_constraints = {
-                **constraints,
-                "features": [{**label_constraint, "name": GROUND_TRUTH_FEATURE}],
-            }
-            truth_columns = {GROUND_TRUTH_FEATURE: actual}
-            violations += check_constraints(renamed_stats, renamed_constraints, truth_columns)
-            distances.update(drift_distances(renamed_stats, truth_columns, [GROUND_TRUTH_FEATURE]))
-            statistics["features"].append(dataset_statistics(truth_columns)["features"][0])
+            truth_analysis = analyse(
+                baseline.label_as(GROUND_TRUTH_FEATURE), {GROUND_TRUTH_FEATURE: actual}
+            )
+            violations += truth_analysis.violations
+            distances.update(truth_analysis.distances)
+            statistics["features"].append(truth_analysis.statistics["features"][0])
             statistics["model_quality"] = {"matched_rows": truth_rows, "rmse": rmse}
 
     report = MonitoringReport(
-        records=records,
-        rows=len(rows),
+        records=capture.records,
+        rows=capture.rows,
         malformed=dict(malformed),
         violations=violations,
         distances=distances,

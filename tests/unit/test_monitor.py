@@ -248,3 +248,80 @@ def test_json_requests_in_capture_are_not_reported_as_wrong_types(
     # a well-formed request must never turn into "0% of data is Fractional".
     assert report.rows + sum(report.malformed.values()) == 1
     assert report.violations == [], report.violations
+
+
+def test_unusual_capture_records_are_read_like_the_common_ones(
+    baseline_dir: Path, tmp_path: Path
+) -> None:
+    # The common record (one CSV row in, one value out) takes a fast path; these take the other.
+    def line(inputs: str, output: str, key: str | None, **options: str) -> bytes:
+        event = None if key else "event-5"
+        record = capture_record(
+            inputs, output, inference_time=WHEN, inference_id=key, event_id=event, **options
+        )
+        return orjson.dumps(record)
+
+    octets = {"input_content_type": "application/octet-stream"}  # captured BASE64-encoded
+    broken = orjson.loads(line("12.0,1,2.5", "14.2", "r6", **octets))
+    broken["captureData"]["endpointInput"]["data"] = "not base64!"
+    lines = [
+        line("12.0,1,2.5", "14.2", "r0"),
+        line("12.0,1,2.5\n", "14.2\n", "r1"),
+        line("12.0,1,2.5", "14.2", "r2", **octets),
+        line("12.0,1,2.5\n8.0,2,1.5", "14.2,9.5", "r3"),  # two rows in one request
+        line(
+            json.dumps({"instances": [[12.0, 1, 2.5]]}),
+            "14.2",
+            "r4",
+            input_content_type="application/json",
+        ),
+        line("12.0,1,2.5", "14.2", None),  # no inferenceId: ground truth names the eventId
+        orjson.dumps(broken),
+    ]
+    capture, truth = tmp_path / "capture.jsonl", tmp_path / "truth.jsonl"
+    capture.write_bytes(b"\n".join(lines) + b"\n")
+    truth.write_bytes(
+        b"\n".join(
+            orjson.dumps({"groundTruthData": {"data": "15.0"}, "eventMetadata": {"eventId": key}})
+            for key in ("r0", "r1", "r2", "r3", "r4", "event-5", "r6")
+        )
+    )
+
+    report = monitor(baseline_dir, [capture], tmp_path / "out", [truth])
+
+    assert report.records == 7
+    assert report.malformed == {"not_a_capture_record": 1}
+    assert report.rows == 7
+    assert report.ground_truth_rows == 7
+    statistics = {
+        f["name"]: f["numerical_statistics"]
+        for f in read_json(tmp_path / "out" / "statistics.json")["features"]
+    }
+    assert statistics[LABEL]["sum"] == pytest.approx(6 * 14.2 + 9.5)
+    assert statistics["passenger_count"]["sum"] == pytest.approx(8.0)
+    assert statistics["trip_distance"]["min"] == pytest.approx(1.5)
+
+
+def test_a_quoted_value_hiding_a_comma_is_counted_not_fatal(
+    tmp_path: Path, baseline_dir: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+    from pipeline_common.capture import capture_record
+
+    from model.monitor import monitor
+
+    lines = [
+        capture_record("10,1,2.5", "12.0", inference_time=datetime.now(UTC)),
+        # three commas once merged with the answer, as a good row has; but a quoted field
+        capture_record('"1,5",2', "9.0", inference_time=datetime.now(UTC)),
+    ]
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    report = monitor(baseline_dir, [capture], tmp_path / "out")
+    assert report.records == 2
+    assert report.rows == 2
+    assert not report.malformed
+    unparsable = [v for v in report.violations if v["constraint_check_type"] == "data_type_check"]
+    assert {v["feature_name"] for v in unparsable} == {"duration_minutes", "passenger_count"}

@@ -110,6 +110,35 @@ def parse_record(record: Any) -> CapturedExchange:
         raise CaptureFormatError(f"not a data-capture record (missing {exc})") from exc
 
 
+def csv_data(record: Any) -> tuple[str, str] | None:
+    """A capture record's input and output ``data`` when both are CSV text as captured.
+
+    The fast path for readers of many records, which building a :class:`CapturedExchange` for each
+    would slow down: for a record whose payloads are both ``text/csv`` and not BASE64-encoded it
+    checks what :func:`parse_record` checks and returns what that would return as ``input_data``
+    and ``output_data``. Any other record gives None: read it with :func:`parse_record`, which
+    decodes it or says why it is not a capture record.
+    """
+    try:
+        capture = record["captureData"]
+        source, answer = capture["endpointInput"], capture["endpointOutput"]
+        metadata = record["eventMetadata"]
+        metadata["eventId"], metadata["inferenceTime"]  # KeyError if missing, as in parse_record
+        input_data, output_data = source["data"], answer["data"]
+        if (
+            isinstance(input_data, str)
+            and isinstance(output_data, str)
+            and source.get("encoding") != "BASE64"
+            and answer.get("encoding") != "BASE64"
+            and source.get("observedContentType", "").startswith(CSV_CONTENT_TYPE)
+            and answer.get("observedContentType", "").startswith(CSV_CONTENT_TYPE)
+        ):
+            return input_data, output_data
+    except (KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
 def capture_prefix(prefix: str, endpoint: str, variant: str | None = None) -> str:
     """The prefix under which one endpoint (and optionally one variant) writes capture."""
     parts = [prefix.strip("/"), endpoint]
