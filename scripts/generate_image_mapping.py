@@ -154,7 +154,8 @@ def render_mapping(
     described = ", ".join(image.describe() for image in images)
     lines = [
         f"  # Generated from {SDK_PACKAGE} {sdk_version}'s image URI config ({described}),",
-        f"  # for the {len(table)} regions it offers all of them in. Do not edit; regenerate with:",
+        f"  # for the {len(table)} regions of the aws partition that have all of them.",
+        "  # Do not edit; regenerate with:",
         f"  #   {REGENERATE_COMMAND}",
         f"  {MAPPING_NAME}:",
     ]
@@ -204,8 +205,18 @@ def load_sdk() -> tuple[Retrieve, set[str], str]:
     return image_uris.retrieve, candidates, importlib.metadata.version(SDK_PACKAGE)
 
 
+# The state machines name Step Functions' integrations as arn:aws:states:::..., and IAM resources
+# are written with the aws partition's services: the stack deploys in the standard partition only.
+OTHER_PARTITIONS = ("cn-", "us-gov-", "us-iso")
+
+
+def in_standard_partition(region: str) -> bool:
+    return not region.startswith(OTHER_PARTITIONS)
+
+
 def generate() -> str:
     retrieve, candidates, sdk_version = load_sdk()
+    candidates = {region for region in candidates if in_standard_partition(region)}
     table = images_by_region(IMAGES, candidates, retrieve)
     if not table:
         raise GenerationError(f"{SDK_PACKAGE} {sdk_version} offers no region with every image")
