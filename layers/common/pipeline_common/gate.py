@@ -32,11 +32,18 @@ def final_metrics(training_job: Mapping[str, Any]) -> dict[str, float]:
 
 
 def champion_record(parameter_value: str) -> dict[str, Any]:
+    """The production model's record; ``{}`` before the first promotion.
+
+    An unreadable record fails the gate rather than reading as "no champion", which would let any
+    candidate under the ceiling replace production.
+    """
     try:
         record = json.loads(parameter_value or "{}")
-    except json.JSONDecodeError:
-        return {}
-    return record if isinstance(record, dict) else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the champion record is not JSON ({exc.msg}): fix the parameter") from exc
+    if not isinstance(record, dict) or (record and "validation_rmse" not in record):
+        raise ValueError("the champion record has no validation_rmse: fix the parameter")
+    return record
 
 
 def evaluate(
