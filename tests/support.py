@@ -16,9 +16,9 @@ from model.schema import COLUMNS
 from model.train import TrainingReport
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-FEBRUARY_HEAD = SHARED_DATA / "green_tripdata_2018-02_head.csv"
-JANUARY_SAMPLE = SHARED_DATA / "green_tripdata_2018-01_sample.csv"
+TLC_DATA = REPO / "tests" / "data"  # real TLC rows, kept with the tests
+FEBRUARY_HEAD = TLC_DATA / "green_tripdata_2018-02_head.csv"
+JANUARY_SAMPLE = TLC_DATA / "green_tripdata_2018-01_sample.csv"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 SPLIT_HEADER = ",".join(COLUMNS)  # total_amount,duration_minutes,passenger_count,trip_distance

@@ -392,7 +392,12 @@ def test_a_failing_channel_does_not_stop_the_others(
         "sns": "sent",
     }
     assert not [m for m in pipeline.outbox("slack") if operator_run.model_id in json.dumps(m)]
-    assert any(operator_run.model_id in (m["subject"] or "") for m in pipeline.outbox("sns"))
+    # SNS reaches the outbox through a queue: wait for it rather than read it at once
+    pipeline.cloud.wait_for(
+        lambda: any(operator_run.model_id in (m["subject"] or "") for m in pipeline.outbox("sns")),
+        30,
+        what="the SNS approval message",
+    )
     assert status_of(pipeline, operator_run) == "PENDING"
     logs = "".join(p.read_text() for p in pipeline.cloud.host.logs_dir.glob("*.log"))
     assert "approval requested: channel failed" in logs
