@@ -42,6 +42,20 @@ def outbox(cloud: LocalCloud) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(cloud.outbox.rglob("*.json"))]
 
 
+def subject_arrives(cloud: LocalCloud, *words: str) -> str:
+    """The subject of the first message that holds every word, waiting for it: SNS messages
+    reach the outbox through a queue."""
+
+    def found() -> str | None:
+        for message in outbox(cloud):
+            subject = message.get("subject") or ""
+            if all(word in subject for word in words):
+                return str(subject)
+        return None
+
+    return str(cloud.wait_for(found, 30, what=f"a message about {' '.join(words)}"))
+
+
 def sagemaker_resources(demo: Demo) -> dict[str, list[str]]:
     sagemaker = demo.target.client("sagemaker")
     schedules = sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]

@@ -8,7 +8,7 @@ import pytest
 
 from safe_deploy import ops
 from safe_deploy.demo import SCENARIO_PARAMETERS, Demo
-from tests.e2e.conftest import outbox, sagemaker_resources, start_demo
+from tests.e2e.conftest import sagemaker_resources, start_demo, subject_arrives
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,4 @@ def test_nobody_answers_and_the_candidate_is_rejected(impatient: Demo) -> None:
     assert ops.release(impatient.target).production_endpoint == blue
     assert sagemaker_resources(impatient)["endpoints"] == [blue]
     model = run.name
-    assert any(
-        model in (m.get("subject") or "") and "stopped" in (m.get("subject") or "")
-        for m in outbox(impatient.cloud)
-    )
+    assert subject_arrives(impatient.cloud, model, "stopped")

@@ -6,7 +6,7 @@ import pytest
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import live_version_endpoint, outbox, sagemaker_resources
+from tests.e2e.conftest import live_version_endpoint, sagemaker_resources, subject_arrives
 
 EXPECTED = {
     "training-fails": ("TrainingJobFailed", "eta"),
@@ -50,7 +50,4 @@ def test_scenario_ends_with_blue_serving(demo: Demo, blue: str, scenario: str) -
     if scenario not in ("training-fails", "gate-rejects", "approval-rejected"):
         assert result["sent"] > 50, "the canary and rollback were watched by client traffic"
     model = result["green"].removesuffix("-prod")
-    told = [m for m in outbox(demo.cloud) if model in (m.get("subject") or "")]
-    assert any("stopped" in (m.get("subject") or "") for m in told), [
-        m.get("subject") for m in told
-    ]
+    assert subject_arrives(demo.cloud, model, "stopped")

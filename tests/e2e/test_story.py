@@ -9,7 +9,12 @@ from pipeline_common.capture import parse_record
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import live_version_endpoint, outbox, sagemaker_resources
+from tests.e2e.conftest import (
+    live_version_endpoint,
+    outbox,
+    sagemaker_resources,
+    subject_arrives,
+)
 
 STATE: dict[str, Any] = {}
 
@@ -33,9 +38,8 @@ def test_first_model_reaches_production_through_a_person(demo: Demo) -> None:
     assert approval is not None
     assert approval["status"] == "APPROVED"
     assert approval["decided_by"] == "demo reviewer (--auto-approve)"
-    subjects = [m.get("subject") or "" for m in outbox(demo.cloud)]
-    assert any(f"Approve fare model {model}" in s for s in subjects)
-    assert any(f"Model {model} is in production" in s for s in subjects)
+    assert subject_arrives(demo.cloud, "Approve fare model", model)
+    assert subject_arrives(demo.cloud, f"Model {model} is in production")
     assert demo.notes["first"]["failed"] == 0
 
 
@@ -94,6 +98,7 @@ def test_drifted_traffic_is_reported_by_feature(demo: Demo) -> None:
     }
     assert {"trip_distance", "duration_minutes"} <= drifted
     assert "passenger_count" not in drifted
+    subject_arrives(demo.cloud, "Drift on")
     messages = [m for m in outbox(demo.cloud) if (m.get("subject") or "").startswith("Drift on")]
     assert messages
     assert "trip_distance" in messages[-1]["message"]
