@@ -6,6 +6,10 @@ import os
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.data_classes import (
+    S3EventBridgeNotificationEvent,
+    event_source,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.drift import read_violations
 from pipeline_common.observability import logger, metrics, tracer
@@ -19,9 +23,10 @@ SNS = boto3.client("sns")
 @logger.inject_lambda_context(correlation_id_path="id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    key = event["detail"]["object"]["key"]
-    bucket = event["detail"]["bucket"]["name"]
+@event_source(data_class=S3EventBridgeNotificationEvent)
+def lambda_handler(event: S3EventBridgeNotificationEvent, context: LambdaContext) -> dict[str, Any]:
+    key = event.detail.object["key"]  # as delivered, like start_pipeline's (not URL-decoded)
+    bucket = event.detail.bucket.name
     document = S3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     result = read_violations(key, document)
     metrics.add_metric(name="DriftViolations", unit="Count", value=len(result.violations))

@@ -7,7 +7,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pipeline_common.events import EvaluateModelEvent
 from pipeline_common.gate import champion_record, evaluate, final_metrics
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.settings import EvaluateSettings
@@ -19,8 +21,9 @@ SAGEMAKER = boto3.client("sagemaker")
 @logger.inject_lambda_context(correlation_id_path="model_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    job = SAGEMAKER.describe_training_job(TrainingJobName=event["training_job"])
+@event_parser(model=EvaluateModelEvent)
+def lambda_handler(event: EvaluateModelEvent, context: LambdaContext) -> dict[str, Any]:
+    job = SAGEMAKER.describe_training_job(TrainingJobName=event.training_job)
     champion = champion_record(
         str(parameters.get_parameter(SETTINGS.champion_parameter, max_age=0))
     )

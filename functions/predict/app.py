@@ -10,10 +10,10 @@ import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.payload import CSV, to_csv
+from pipeline_common.release import production_reader
 from pipeline_common.serving import HEALTH_ROW, Answer, Release, plausible, predict
 from pipeline_common.settings import PredictSettings
 
@@ -22,12 +22,9 @@ RUNTIME = boto3.client("sagemaker-runtime")
 app = APIGatewayRestResolver()
 
 
-def production_endpoint() -> str:
-    return str(
-        parameters.get_parameter(
-            SETTINGS.production_endpoint_parameter, max_age=int(SETTINGS.production_cache_seconds)
-        )
-    )
+production_endpoint = production_reader(
+    SETTINGS.production_endpoint_parameter, SETTINGS.production_cache_seconds
+)
 
 
 def record(name: str, value: float, unit: str, release: Release) -> None:

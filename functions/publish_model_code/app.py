@@ -10,9 +10,12 @@ import hashlib
 import json
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.data_classes import (
+    CloudFormationCustomResourceEvent,
+    event_source,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.observability import logger
 
@@ -59,32 +62,35 @@ def publish(bucket: str, prefix: str) -> str:
     return f"s3://{bucket}/{root}"
 
 
-def answer(event: dict[str, Any], status: str, data: dict[str, str], reason: str = "") -> None:
+def answer(
+    event: CloudFormationCustomResourceEvent, status: str, data: dict[str, str], reason: str = ""
+) -> None:
     body = json.dumps(
         {
             "Status": status,
             "Reason": (reason or "see the function's logs")[:1000],  # responses are < 4 KiB
-            "PhysicalResourceId": data.get("S3Uri", event.get("PhysicalResourceId", "model-code")),
-            "StackId": event["StackId"],
-            "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
+            "PhysicalResourceId": data.get("S3Uri", event.physical_resource_id or "model-code"),
+            "StackId": event.stack_id,
+            "RequestId": event.request_id,
+            "LogicalResourceId": event.logical_resource_id,
             "Data": data,
         }
     ).encode()
     request = urllib.request.Request(
-        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": ""}
+        event.response_url, data=body, method="PUT", headers={"Content-Type": ""}
     )
     with urllib.request.urlopen(request, timeout=30):
         pass
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+@event_source(data_class=CloudFormationCustomResourceEvent)
+def lambda_handler(event: CloudFormationCustomResourceEvent, context: LambdaContext) -> None:
     try:
-        if event["RequestType"] == "Delete":
+        if event.request_type == "Delete":
             answer(event, "SUCCESS", {})  # kept: jobs of past runs may still point at it
             return
-        props = event["ResourceProperties"]
+        props = event.resource_properties
         uri = publish(props["Bucket"], props.get("Prefix", "code/"))
         logger.info("model code published", extra={"uri": uri})
         answer(event, "SUCCESS", {"S3Uri": uri})

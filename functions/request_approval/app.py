@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.approval_request import (
     NoChannelDelivered,
@@ -14,6 +15,7 @@ from pipeline_common.approval_request import (
     request_approval,
 )
 from pipeline_common.approvals import ApprovalStore, now
+from pipeline_common.events import APPROVAL_TASK, ApprovalExpiryEvent, ApprovalRequestEvent
 from pipeline_common.notifications import (
     Channel,
     email_channel,
@@ -58,12 +60,16 @@ def _log_outcomes(what: str, result: dict[str, Any]) -> None:
     logger.info(what, extra=result)
 
 
-# The event holds the task token: it is never logged (no log_event, no captured response).
+# The event holds the task token: it is never logged (no log_event, no captured response, no
+# input in validation errors).
 @logger.inject_lambda_context(correlation_id_path="model_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("action") == "expire":
+@event_parser(model=APPROVAL_TASK)
+def lambda_handler(
+    event: ApprovalRequestEvent | ApprovalExpiryEvent, context: LambdaContext
+) -> dict[str, Any]:
+    if isinstance(event, ApprovalExpiryEvent):
         result = expire_approval(event, store=STORE, channels=channels(), now=now())
         _log_outcomes("approval expired", result)
         return result

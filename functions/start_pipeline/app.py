@@ -7,9 +7,15 @@ from dataclasses import asdict
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.data_classes import (
+    EventBridgeEvent,
+    S3EventBridgeNotificationEvent,
+    event_source,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.pipeline import (
+    ALARM_STATE_CHANGE,
     drift_salt,
     newest_raw_object,
     object_from_event,
@@ -25,15 +31,17 @@ S3 = boto3.client("s3")
 @logger.inject_lambda_context(correlation_id_path="id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("detail-type") == "CloudWatch Alarm State Change":
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    if event.detail_type == ALARM_STATE_CHANGE:
         obj, reason, salt = (
             newest_raw_object(S3, SETTINGS.data_bucket),
             "drift alarm",
             drift_salt(event),
         )
     else:
-        obj, reason, salt = object_from_event(event), "new data", None
+        s3_event = S3EventBridgeNotificationEvent(event.raw_event)
+        obj, reason, salt = object_from_event(s3_event), "new data", None
     started = start_training(
         SFN,
         SETTINGS.training_state_machine_arn,

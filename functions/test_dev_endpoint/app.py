@@ -6,8 +6,10 @@ import os
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.evaluation import test_dev_endpoint
+from pipeline_common.events import DevEndpointTestEvent
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.settings import TestDevSettings
 
@@ -19,10 +21,11 @@ RUNTIME = boto3.client("sagemaker-runtime")
 @logger.inject_lambda_context(correlation_id_path="model_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=DevEndpointTestEvent)
+def lambda_handler(event: DevEndpointTestEvent, context: LambdaContext) -> dict[str, Any]:
     report = test_dev_endpoint(
-        event["model_id"],
-        event["endpoint_name"],
+        event.model_id,
+        event.endpoint_name,
         s3=S3,
         runtime=RUNTIME,
         bucket=SETTINGS.artifact_bucket,

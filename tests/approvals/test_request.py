@@ -15,6 +15,7 @@ from pipeline_common.approval_request import (
     request_approval,
 )
 from pipeline_common.approvals import ApprovalStore, Status
+from pipeline_common.events import ApprovalExpiryEvent, ApprovalRequestEvent
 from pipeline_common.notifications import Notification, as_html, as_slack, as_text
 
 from tests.approvals.conftest import TOKEN
@@ -25,10 +26,10 @@ NOW = 1_800_000_000.0
 BASE = "https://abc.execute-api.us-east-1.amazonaws.com/v1"
 
 
-def event() -> dict[str, Any]:
+def event() -> ApprovalRequestEvent:
     sample: dict[str, Any] = json.loads((REPO / "events" / "request_approval.json").read_text())
     sample["task_token"] = TOKEN
-    return sample
+    return ApprovalRequestEvent.model_validate(sample)
 
 
 class Recorder:
@@ -169,11 +170,12 @@ def test_with_interactivity_on_slack_also_gets_buttons_that_carry_no_secret(
 def test_silence_expires_the_approval_and_tells_every_channel_once(store: ApprovalStore) -> None:
     first = ask(store, sns=Recorder())
     slack, sns = Recorder(), Recorder(RuntimeError("topic gone"))
-    timed_out = {
-        "action": "expire",
-        "execution_arn": event()["execution_arn"],
-        "timeout_seconds": 86400,
-    }
+    timed_out = ApprovalExpiryEvent(
+        action="expire",
+        execution_arn=event().execution_arn,
+        model_id=event().model_id,
+        timeout_seconds=86400,
+    )
 
     result = expire_approval(
         timed_out, store=store, channels={"slack": slack, "sns": sns}, now=NOW + 86401
@@ -196,7 +198,12 @@ def test_silence_expires_the_approval_and_tells_every_channel_once(store: Approv
 
 def test_expiry_of_a_run_that_never_asked_is_a_no_op(store: ApprovalStore) -> None:
     result = expire_approval(
-        {"action": "expire", "execution_arn": "arn:aws:states:::execution:x:y"},
+        ApprovalExpiryEvent(
+            action="expire",
+            execution_arn="arn:aws:states:::execution:x:y",
+            model_id="fare-0123456789ab",
+            timeout_seconds=86400,
+        ),
         store=store,
         channels={"slack": Recorder()},
         now=NOW,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline_common.approvals import Approval, ApprovalStore, approval_url, plot_url
+from pipeline_common.events import ApprovalExpiryEvent, ApprovalRequestEvent
 from pipeline_common.notifications import EXPIRED, REQUEST, Channel, Notification, duration
 
 SENT = "sent"
@@ -17,20 +18,18 @@ class NoChannelDelivered(RuntimeError):
     """Nobody could be asked: the run must not wait for a decision nobody can make."""
 
 
-def evidence_from(event: Mapping[str, Any]) -> dict[str, Any]:
-    evaluation = event.get("evaluation", {})
-    test = event.get("test", {})
-    source = event.get("source", {})
+def evidence_from(event: ApprovalRequestEvent) -> dict[str, Any]:
+    evaluation, test, source = event.evaluation, event.test, event.source
     return {
-        "validation_rmse": evaluation.get("validation_rmse"),
-        "champion_rmse": evaluation.get("champion_rmse"),
-        "champion_model_id": evaluation.get("champion_model_id"),
-        "gate_reason": evaluation.get("reason"),
-        "test_rmse": test.get("rmse"),
-        "test_rows": test.get("rows"),
-        "plot_key": test.get("plot_key"),
-        "data": f"s3://{source.get('bucket')}/{source.get('key')}" if source else None,
-        "data_version": source.get("version_id"),
+        "validation_rmse": evaluation.validation_rmse,
+        "champion_rmse": evaluation.champion_rmse,
+        "champion_model_id": evaluation.champion_model_id,
+        "gate_reason": evaluation.reason,
+        "test_rmse": test.rmse,
+        "test_rows": test.rows,
+        "plot_key": test.plot_key,
+        "data": f"s3://{source.bucket}/{source.key}",
+        "data_version": source.version_id,
     }
 
 
@@ -111,7 +110,7 @@ def notify(notification: Notification, channels: Mapping[str, Channel | None]) -
 
 
 def request_approval(
-    event: Mapping[str, Any],
+    event: ApprovalRequestEvent,
     *,
     store: ApprovalStore,
     signing_key: str,
@@ -124,13 +123,12 @@ def request_approval(
 
     Fails (and the run stops) only when no channel at all delivered the request.
     """
-    timeout_seconds = int(event.get("timeout_seconds", 86400))
     approval = store.create(
-        execution_arn=event["execution_arn"],
-        model_id=event["model_id"],
-        task_token=event["task_token"],
+        execution_arn=event.execution_arn,
+        model_id=event.model_id,
+        task_token=event.task_token,
         evidence=evidence_from(event),
-        timeout_seconds=timeout_seconds,
+        timeout_seconds=event.timeout_seconds,
         now=now,
     )
     message = request_notification(approval, base_url, signing_key, decide_in_slack)
@@ -149,7 +147,7 @@ def request_approval(
 
 
 def expire_approval(
-    event: Mapping[str, Any],
+    event: ApprovalExpiryEvent,
     *,
     store: ApprovalStore,
     channels: Mapping[str, Channel | None],
@@ -159,10 +157,10 @@ def expire_approval(
 
     Idempotent: an approval that is no longer pending is left as it is and nobody is told twice.
     """
-    approval = store.for_execution(event["execution_arn"])
+    approval = store.for_execution(event.execution_arn)
     if approval is None:
         return {"approval_id": None, "status": "none", "channels": {}}
-    waited = int(event.get("timeout_seconds") or (approval.expires_at - approval.created_at))
+    waited = event.timeout_seconds
     expired = store.expire(approval.approval_id, f"no decision within {duration(waited)}", now)
     if expired is None:
         current = store.get(approval.approval_id)

@@ -21,6 +21,7 @@ from pipeline_common.payload import CSV, parse_predictions, to_csv
 from pipeline_common.serving import HEALTH_ROW, plausible
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
     from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
@@ -183,7 +184,7 @@ def report(
 
 
 def run_hook(
-    event: dict[str, Any],
+    event: CodeDeployLifecycleHookEvent,
     check: Callable[[Green], Verdict],
     *,
     codedeploy: CodeDeployClient,
@@ -191,8 +192,8 @@ def run_hook(
     production: Callable[[], str],
 ) -> dict[str, Any]:
     """Find green, check it, and report to CodeDeploy whatever happens."""
-    deployment_id = event["DeploymentId"]
-    execution_id = event["LifecycleEventHookExecutionId"]
+    deployment_id = event.deployment_id
+    execution_id = event.lifecycle_event_hook_execution_id
     passed, summary, endpoint = False, "", None
     try:
         green = find_green(codedeploy, lambda_client, deployment_id, production)

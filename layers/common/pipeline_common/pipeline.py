@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline_common.layout import RAW_PREFIX, model_id_for
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes import (
+        EventBridgeEvent,
+        S3EventBridgeNotificationEvent,
+    )
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectTypeDef
     from mypy_boto3_stepfunctions import SFNClient
@@ -32,16 +36,20 @@ class Started:
     skipped: str | None = None
 
 
-def object_from_event(event: dict[str, Any]) -> RawObject:
-    """An EventBridge *Object Created* event's object."""
-    detail = event["detail"]
-    obj = detail["object"]
+def object_from_event(event: S3EventBridgeNotificationEvent) -> RawObject:
+    """An EventBridge *Object Created* event's object.
+
+    The key is taken as delivered (``.key`` would URL-decode it: a ``+`` would become a space),
+    and the version id read only if present (``.version_id`` raises for an unversioned bucket).
+    """
+    detail = event.detail
+    obj = detail.object
     return RawObject(
-        bucket=detail["bucket"]["name"],
+        bucket=detail.bucket.name,
         key=obj["key"],
         version_id=obj.get("version-id"),
-        size=int(obj.get("size", 0)),
-        etag=obj.get("etag"),
+        size=obj.size or 0,
+        etag=obj.etag or None,
     )
 
 
@@ -96,7 +104,11 @@ def start_training(
     return Started(model_id, response["executionArn"], False)
 
 
-def drift_salt(event: dict[str, Any]) -> str:
+# The drift alarm's EventBridge event (the retraining rule's pattern); the rest are S3's.
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def drift_salt(event: EventBridgeEvent) -> str:
     """Retraining on drift is a new run even on the same data: salt the name with the alarm."""
     when = event.get("time") or datetime.now().isoformat()
     return f"drift@{when}"
