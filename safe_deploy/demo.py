@@ -188,8 +188,9 @@ class Demo:
             raise StageFailed("pipeline", self.explain(run))
         link = self.approval_link(model_id)
         self.stages.say(f"approval link: {link}")
-        for path in sorted((self.cloud.outbox).rglob("*.json")):
-            self.stages.say(f"  message in the outbox: {path.relative_to(self.cloud.outbox)}")
+        for path in sorted(self.cloud.outbox.rglob("*.json")):
+            if model_id in path.read_text():
+                self.stages.say(f"  message in the outbox: {path.relative_to(self.cloud.outbox)}")
         return link
 
     def load(
