@@ -17,7 +17,6 @@ import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 LOCAL_CONNECTION = Path(".safe-deploy") / "local.json"
 
@@ -113,7 +112,3 @@ class Target:
         if stack_name:
             return cls.stack(stack_name, region)
         return cls.local_cloud(Path(os.environ.get("SAFE_DEPLOY_LOCAL", str(LOCAL_CONNECTION))))
-
-
-def local_credentials(access_key: str, secret_key: str) -> Credentials:
-    return Credentials(access_key, secret_key)

@@ -16,8 +16,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -324,13 +323,3 @@ class LocalCloud:
                 return value
             time.sleep(interval)
         raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-@contextmanager
-def running(settings: LocalSettings) -> Iterator[LocalCloud]:
-    cloud = LocalCloud(settings)
-    cloud.start()
-    try:
-        yield cloud
-    finally:
-        cloud.stop()

@@ -19,7 +19,6 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -438,7 +437,3 @@ def outputs(stack: Stack) -> dict[str, str]:
             continue
         values[name] = str(stack.resolve(output["Value"]))
     return values
-
-
-def project_root_of(path: Path) -> Path:
-    return path.resolve()

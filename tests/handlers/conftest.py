@@ -35,12 +35,10 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from moto import mock_aws
-from moto.codedeploy import responses as codedeploy_responses
-from moto.codedeploy.models import CodeDeployBackend, codedeploy_backends
+from moto.codedeploy.models import codedeploy_backends
 from moto.core.exceptions import ServiceException
 from moto.s3.models import s3_backends
-from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
-from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from safe_deploy.localcloud.template import Stack, function_environment, load, references
@@ -70,20 +68,6 @@ FUNCTIONS: dict[str, str] = {
     for logical_id, resource in TEMPLATE["Resources"].items()
     if resource["Type"] == "AWS::Serverless::Function"
 }
-
-# The local cloud replaces methods of moto's SageMaker and CodeDeploy classes when it runs in this
-# process (end-to-end tests) and never puts them back: the handler tests put them back, so they
-# run against moto as released whatever ran before them (no emulator threads started by a
-# CreateDeployment or CreateEndpoint here).
-_MOTO_CLASSES: tuple[Any, ...] = (
-    SageMakerRuntimeResponse,
-    SageMakerResponse,
-    SageMakerModelBackend,
-    CodeDeployBackend,
-    codedeploy_responses.CodeDeployResponse,
-    codedeploy_responses,
-)
-_PRISTINE = {owner: dict(vars(owner)) for owner in _MOTO_CLASSES}
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -323,16 +307,6 @@ class Cloud:
             "Messages", []
         )
         return [json.loads(m["Body"]) for m in messages]
-
-
-@pytest.fixture(autouse=True)
-def _pristine_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    for owner, original in _PRISTINE.items():
-        for name, value in list(vars(owner).items()):
-            if name not in original:
-                monkeypatch.delattr(owner, name)
-            elif value is not original[name]:
-                monkeypatch.setattr(owner, name, original[name])
 
 
 @pytest.fixture
