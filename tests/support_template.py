@@ -69,9 +69,11 @@ def load_sam(path: Path = TEMPLATE) -> Template:
     return document
 
 
-def for_translator(sam: Template, root: Path = REPO) -> Template:
+def for_translator(sam: Template, root: Path = REPO, packaged: bool = False) -> Template:
     """What ``sam validate`` hands the translator: local paths become S3 URIs; the state
-    machines' definitions are inlined so the transformed template carries them."""
+    machines' definitions are inlined so the transformed template carries them. ``packaged``:
+    what ``sam package`` leaves instead, the definitions uploaded to S3 as well (what
+    CloudFormation receives from ``sam deploy``)."""
     sam = copy.deepcopy(sam)
     for logical_id, resource in sam["Resources"].items():
         props = resource.get("Properties", {})
@@ -86,17 +88,22 @@ def for_translator(sam: Template, root: Path = REPO) -> Template:
         elif resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
             props.get("DefinitionUri"), str
         ):
-            props["Definition"] = json.loads((root / props.pop("DefinitionUri")).read_text())
+            if packaged:
+                props["DefinitionUri"] = f"s3://offline-artifacts/{logical_id}.asl.json"
+            else:
+                props["Definition"] = json.loads((root / props.pop("DefinitionUri")).read_text())
     return sam
 
 
-def translate(sam: Template, parameters: Mapping[str, str] | None = None) -> Template:
+def translate(
+    sam: Template, parameters: Mapping[str, str] | None = None, packaged: bool = False
+) -> Template:
     """The SAM translator's output for ``sam`` (a template as written)."""
     values: dict[str, Any] = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     values.update(parameters or {})
     # The translator asks boto3 for a region even when it is given one.
     with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": REGION}):
-        result = transform(for_translator(sam), values, OfflinePolicyLoader())
+        result = transform(for_translator(sam, packaged=packaged), values, OfflinePolicyLoader())
     document: Template = plain(result)
     return document
 

@@ -116,6 +116,8 @@ NAMED = {
     "FaresApi": "${AWS::StackName}-api",  # the Api5xxAlarm's ApiName dimension needs it
     "ApiCanary": "${NamePrefix}-api-health",  # Synthetics requires a name (21 characters)
     "CommonLayer": "${AWS::StackName}-common",  # LayerVersion requires one; SAM's default is fixed
+    # ApprovalApiFunction's policy names it by this name: a Ref would close a dependency cycle.
+    "TrainingStateMachine": "${AWS::StackName}-training",
 }
 
 
