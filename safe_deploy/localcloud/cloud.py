@@ -39,13 +39,16 @@ from safe_deploy.localcloud import (
 )
 from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
 from safe_deploy.localcloud.channels import LocalChannels, Outbox
+from safe_deploy.localcloud.cloudformation import wire as cloudformation_wire
+from safe_deploy.localcloud.cloudformation.engine import Engine
+from safe_deploy.localcloud.cloudformation.package import Packager
+from safe_deploy.localcloud.cloudformation.resources import Handlers
 from safe_deploy.localcloud.codedeploy import CodeDeployEmulator
 from safe_deploy.localcloud.lambdas import HandlerHost
 from safe_deploy.localcloud.metrics import Alarms, MetricStore
-from safe_deploy.localcloud.provision import Provisioner, outputs
 from safe_deploy.localcloud.sagemaker import SageMakerEmulator
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
-from safe_deploy.localcloud.template import Stack, load
+from safe_deploy.localcloud.template import Evaluator, load
 
 LOCAL_ACCESS_KEY = "local-operator"
 _RUNNING: list[LocalCloud] = []  # moto's state is process-wide: one local cloud at a time
@@ -137,50 +140,67 @@ class LocalCloud:
     def _install_and_provision(self) -> None:
         settings = self.settings
         template = load(settings.template_path)
-        globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
         self.api = LocalApi(settings, self.feed, self.metrics)
         self.api.start()
         self.channels = LocalChannels(Outbox(self.outbox, self.feed))
         parameters = dict(settings.parameter_overrides)
         if settings.local_channels:  # Slack and email reviewers, answered by the outbox
             parameters = self.channels.configure(self.client, self.api, parameters)
-        self.stack = Stack(
-            template,
-            settings.stack_name,
-            settings.region,
-            settings.account,
-            parameters,
-        )
+        # Globals' environment (service name, metrics namespace) is read at run time too.
+        globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+        evaluator = Evaluator(template, parameters, {"AWS::Region": settings.region})
         base_env = {
-            k: str(self.stack.resolve(v)) for k, v in globals_env.get("Variables", {}).items()
+            k: str(evaluator.resolve(v)) for k, v in globals_env.get("Variables", {}).items()
         }
-        self._set_environment(base_env)  # read at run time too (metrics namespace, service name)
+        self._set_environment(base_env)
         self.host = HandlerHost(settings, self.metrics, self.feed, base_env)
         self.sagemaker = SageMakerEmulator(settings, self.feed, self.metrics, self.faults)
         self.codedeploy = CodeDeployEmulator(settings, self.feed, self.alarms)
+        self.resources = Handlers(settings, self.host, self.api, self.alarms, self.feed)
+        self.cloudformation = Engine(settings, self.resources, self.feed)
         fixes.install()
         stepfunctions.install(settings.time_scale)
         lambdas.install(self.host)
         sagemaker.install(self.sagemaker)
         codedeploy.install(self.codedeploy)
         events.install(self.feed)
-        provisioner = Provisioner(
-            settings,
-            self.stack,
-            self.host,
-            self.api,
-            self.alarms,
-            self.feed,
-            api_origin=self.api.origin,
-        )
-        provisioner.create_all()
-        self.provisioner = provisioner
-        self.not_emulated = provisioner.not_emulated
-        self.outputs = {k: provisioner.localize(v) for k, v in outputs(self.stack).items()}
+        cloudformation_wire.install(self.cloudformation)
+        self._create_stack(parameters)
         self.api.local_routes["/_local/monitoring/run"] = self._run_monitoring
         self._subscribe_outbox()
         for target in (self.sagemaker.scheduler, self._watch_alarms, self._drain_outbox):
             threading.Thread(target=target, daemon=True).start()
+
+    def _create_stack(self, parameters: dict[str, str]) -> None:
+        """The application's stack, made as ``sam deploy`` makes it: the template packaged to
+        S3, a change set, its execution (one path for ``local up`` and the SAM CLI)."""
+        settings = self.settings
+        s3 = self.client("s3")
+        bucket = f"{settings.stack_name}-packages".lower()
+        s3.create_bucket(Bucket=bucket)
+        body = Packager(settings.project_root, s3, bucket).package(settings.template_path)
+        template_url = Packager(settings.project_root, s3, bucket).upload(
+            body.encode(), ".template"
+        )
+        cloudformation = self.client("cloudformation")
+        change_set = cloudformation.create_change_set(
+            StackName=settings.stack_name,
+            ChangeSetName="local-up",
+            ChangeSetType="CREATE",
+            TemplateURL=template_url.replace("s3://", f"{self.aws_url}/", 1),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        described = cloudformation.describe_change_set(ChangeSetName=change_set["Id"])
+        if described["Status"] != "CREATE_COMPLETE":
+            raise RuntimeError(f"the stack's change set failed: {described.get('StatusReason')}")
+        cloudformation.execute_change_set(ChangeSetName=change_set["Id"])
+        stack = self.cloudformation.wait(settings.stack_name, timeout=600)
+        if stack.status != "CREATE_COMPLETE":
+            failed = [e.reason for e in stack.events if e.status.endswith("_FAILED")]
+            raise RuntimeError(f"stack {stack.name}: {stack.status}: {'; '.join(map(str, failed))}")
+        self.not_emulated = self.resources.not_emulated
+        self.outputs = {k: self.resources.localize(v) for k, (v, _) in stack.outputs.items()}
 
     def stop(self) -> None:
         self._threads_stop.set()

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from safe_deploy.localcloud.metrics import MetricStore
@@ -101,8 +102,9 @@ class HandlerHost:
         self.metrics = metrics
         self.feed = feed
         self.base_env = base_env
-        self.code: dict[str, FunctionCode] = {}  # function name -> code
-        self._modules: dict[tuple[str, str], Handler] = {}
+        self.code: dict[str, FunctionCode] = {}  # function name -> $LATEST's code
+        self.version_code: dict[tuple[str, str], FunctionCode] = {}  # published versions' code
+        self._modules: dict[tuple[str, str, str], Handler] = {}
         self._import_lock = threading.Lock()
         self.logs_dir = settings.workdir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -114,12 +116,22 @@ class HandlerHost:
     def register(self, function_name: str, code: FunctionCode) -> None:
         self.code[function_name] = code
 
-    def _handler(self, function_name: str, environment: dict[str, str]) -> Handler:
-        key = (function_name, json.dumps(environment, sort_keys=True))
+    def published(self, function_name: str, version: str) -> None:
+        """A version keeps the code $LATEST had when it was published, as Lambda's do."""
+        latest = self.code.get(function_name)
+        if latest is not None and (function_name, version) not in self.version_code:
+            self.version_code[(function_name, version)] = latest
+
+    def code_of(self, function_name: str, version: str) -> FunctionCode | None:
+        return self.version_code.get((function_name, version)) or self.code.get(function_name)
+
+    def _handler(
+        self, function_name: str, environment: dict[str, str], code: FunctionCode
+    ) -> Handler:
+        key = (function_name, str(code.code_dir), json.dumps(environment, sort_keys=True))
         with self._import_lock:
             if key in self._modules:
                 return self._modules[key]
-            code = self.code[function_name]
             module_name, attribute = code.handler.rsplit(".", 1)
             path = code.code_dir / f"{module_name.replace('.', '/')}.py"
             unique = f"_local_{code.logical_id}_{len(self._modules)}"
@@ -172,7 +184,7 @@ class HandlerHost:
 
     def run(self, fn: Any, event: Any, alias: str | None) -> tuple[bytes, str | None]:
         """Invoke one version; returns the payload and the function error, if any."""
-        code = self.code.get(fn.function_name)
+        code = self.code_of(fn.function_name, str(fn.version))
         if code is None:
             body = {"errorType": "ResourceNotFoundException", "errorMessage": "no local code"}
             return json.dumps(body).encode(), "Unhandled"
@@ -191,7 +203,7 @@ class HandlerHost:
         error: str | None = None
         with self.stdout.capture() as out:
             try:
-                result = self._handler(fn.function_name, environment)(event, context)
+                result = self._handler(fn.function_name, environment, code)(event, context)
                 payload = json.dumps(result).encode()
             except Exception as exc:  # a handler's failure is the invocation's error
                 error = "Unhandled"
@@ -257,3 +269,12 @@ def install(host: HandlerHost) -> None:
         return payload
 
     replace(LambdaSimpleBackend, "invoke", invoke)
+    publish = LambdaBackend.publish_version
+
+    def publish_version(self: Any, function_name: str, description: str = "") -> Any:
+        fn = publish(self, function_name, description)
+        if fn is not None:
+            host.published(fn.function_name, str(fn.version))
+        return fn
+
+    replace(LambdaBackend, "publish_version", publish_version)

@@ -179,6 +179,10 @@ class Alarms:
         self.alarms[alarm.name] = alarm
         self.states[alarm.name] = "OK"
 
+    def remove(self, name: str) -> None:
+        self.alarms.pop(name, None)
+        self.states.pop(name, None)
+
     def evaluate(self, name: str, now: float | None = None) -> str:
         alarm = self.alarms[name]
         now = time.time() if now is None else now
@@ -202,4 +206,4 @@ class Alarms:
         return state
 
     def evaluate_all(self) -> dict[str, str]:
-        return {name: self.evaluate(name) for name in self.alarms}
+        return {name: self.evaluate(name) for name in list(self.alarms)}
