@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import signal
 import threading
 import time
@@ -149,6 +152,29 @@ def local_up(
         LOCAL_CONNECTION.unlink(missing_ok=True)
         cloud.stop()
         console.print("local cloud stopped")
+
+
+@local.command("env")
+def local_env() -> None:
+    """Shell exports that point the AWS CLI, boto3 and the SAM CLI at the running local cloud:
+    eval "$(safe-deploy local env)"."""
+    connection = Path(os.environ.get("SAFE_DEPLOY_LOCAL", str(LOCAL_CONNECTION)))
+    if not connection.exists():
+        raise TargetError(
+            f"no local cloud is running ({connection} is missing): start one with "
+            "`safe-deploy local up`"
+        )
+    data = json.loads(connection.read_text())
+    values = {
+        "AWS_ENDPOINT_URL": data["aws_endpoint_url"],
+        "AWS_ACCESS_KEY_ID": data["access_key"],
+        "AWS_SECRET_ACCESS_KEY": data["secret_key"],
+        "AWS_DEFAULT_REGION": data["region"],
+        "AWS_REGION": data["region"],
+    }
+    for key, value in values.items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+    click.echo("unset AWS_PROFILE AWS_SESSION_TOKEN")
 
 
 # ---------------------------------------------------------------------------- operations

@@ -614,5 +614,13 @@ def _with_parameters(value: Any, parameters: dict[str, str]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"Ref"} and value["Ref"] in parameters:
             return parameters[value["Ref"]]
+        if set(value) == {"Fn::Sub"}:
+            text, variables = (
+                (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            )
+            for name, parameter in parameters.items():
+                if name not in variables:
+                    text = text.replace("${" + name + "}", str(parameter))
+            return {"Fn::Sub": [text, _with_parameters(variables, parameters)]}
         return {k: _with_parameters(v, parameters) for k, v in value.items()}
     return value
