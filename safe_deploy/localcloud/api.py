@@ -4,11 +4,25 @@ Each request becomes a real API Gateway REST proxy event (v1) for the route's fu
 with ``AutoPublishAlias`` is invoked through its alias, so the alias's routing weights pick the
 version (the canary split). ``AWS_IAM`` routes check a SigV4 signature made with the local
 credentials. The API's metrics (Count, 4XXError, 5XXError, Latency) reach the local CloudWatch.
+
+Payloads are converted by the API's ``binaryMediaTypes`` as a REST API with Lambda proxy
+integration converts them (AWS, "Binary media types for REST APIs in API Gateway" and "Content
+type conversions in API Gateway"):
+
+- a request body whose ``Content-Type`` matches reaches Lambda base64-encoded with
+  ``isBase64Encoded: true``; any other body reaches it as UTF-8 text;
+- a response with ``isBase64Encoded: true`` is decoded to bytes only when the *first* media type
+  of the request's ``Accept`` header matches; otherwise the client gets the base64 text as is.
+  A body that does not decode is a configuration error: 500.
+
+An entry may use ``*`` for the type or the subtype (``image/*``, ``*/*``); the request's own value
+is taken literally, so ``Accept: */*`` matches ``*/*`` but not ``image/png``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import threading
@@ -30,7 +44,55 @@ from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 LOCAL_SECRET = "testing"  # the local cloud's credentials: any access key, this secret
-TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
+
+
+def template_media_types(values: list[Any]) -> list[str]:
+    """A template's ``BinaryMediaTypes`` (``image~1png``: ``~1`` stands for ``/``) as API Gateway
+    holds them (``image/png``)."""
+    return [str(value).replace("~1", "/") for value in values]
+
+
+def _first_media_type(header: str | None) -> str:
+    """``image/avif,image/*;q=0.8`` -> ``image/avif``: API Gateway honours only the first."""
+    return (header or "").split(",", 1)[0].split(";", 1)[0].strip().lower()
+
+
+def is_binary(header: str | None, binary_media_types: list[str]) -> bool:
+    """Whether a request's ``Content-Type`` or ``Accept`` header matches the API's binary types."""
+    kind, slash, subtype = _first_media_type(header).partition("/")
+    if not (kind and slash and subtype):
+        return False
+    for entry in binary_media_types:
+        entry_kind, _, entry_subtype = entry.strip().lower().partition("/")
+        if entry_kind in ("*", kind) and entry_subtype in ("*", subtype):
+            return True
+    return False
+
+
+def request_body(
+    raw: bytes, content_type: str | None, binary_media_types: list[str]
+) -> tuple[str | None, bool]:
+    """The proxy event's ``body`` and ``isBase64Encoded`` for a request's raw body."""
+    if not raw:
+        return None, False
+    if is_binary(content_type, binary_media_types):
+        return base64.b64encode(raw).decode("ascii"), True
+    return raw.decode("utf-8", errors="replace"), False
+
+
+class NotBase64(ValueError):
+    """A proxy response flagged ``isBase64Encoded`` whose body is not base64."""
+
+
+def response_body(body: str, base64_encoded: bool, accept: str | None, types: list[str]) -> bytes:
+    """What the client receives for a proxy response's ``body``: decoded only for a binary
+    ``Accept``; otherwise the text as the function wrote it (base64 included)."""
+    if not (base64_encoded and is_binary(accept, types)):
+        return body.encode()
+    try:
+        return base64.b64decode(body)
+    except binascii.Error as error:
+        raise NotBase64(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -55,6 +117,7 @@ class LocalApi:
     feed: ActivityFeed
     metrics: MetricStore
     routes: list[Route] = field(default_factory=list)
+    binary_media_types: list[str] = field(default_factory=list)  # "image/png", "*/*"
     local_routes: dict[str, Callable[[Request], Response]] = field(default_factory=dict)
     _server: BaseWSGIServer | None = None
 
@@ -144,13 +207,9 @@ class LocalApi:
         identity = self._identity(route, request)
         if isinstance(identity, Response):
             return identity
-        raw = request.get_data()
-        content_type = request.headers.get("Content-Type", "")
-        textual = not raw or content_type.startswith(TEXT_TYPES)
-        try:
-            body = raw.decode("utf-8") if textual else base64.b64encode(raw).decode()
-        except UnicodeDecodeError:
-            body, textual = base64.b64encode(raw).decode(), False
+        body, base64_encoded = request_body(
+            request.get_data(), request.headers.get("Content-Type"), self.binary_media_types
+        )
         match = route.pattern.match(path)
         headers = dict(request.headers.items())
         query = dict(request.args.items())
@@ -176,8 +235,8 @@ class LocalApi:
                 "apiId": route.api_name,
                 "identity": identity,
             },
-            "body": body or None,
-            "isBase64Encoded": not textual,
+            "body": body,
+            "isBase64Encoded": base64_encoded,
         }
         response_headers: dict[str, str] = {}
         backend = lambda_backend(self.settings.account, self.settings.region)
@@ -194,8 +253,15 @@ class LocalApi:
         out_headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(values)
-        data = result.get("body") or ""
-        content = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode()
+        try:
+            content = response_body(
+                result.get("body") or "",
+                bool(result.get("isBase64Encoded")),
+                request.headers.get("Accept"),
+                self.binary_media_types,
+            )
+        except NotBase64:
+            return _json(500, {"message": "Internal server error"})
         return Response(content, status=status, headers=out_headers)
 
 

@@ -88,7 +88,8 @@ def test_a_reviewer_approves_in_a_browser_and_the_model_is_promoted(
     link = pipeline.link_for(model_id)  # the Slack message's Approve button, from the outbox
     page = browser_page
 
-    response = page.goto(link)
+    with page.expect_response(lambda r: "/plot.png?" in r.url, timeout=15_000) as plot_answer:
+        response = page.goto(link)
     assert response is not None
     assert response.status == 200
     assert page.locator("h1").inner_text() == f"Promote model {model_id} to production?"
@@ -102,6 +103,15 @@ def test_a_reviewer_approves_in_a_browser_and_the_model_is_promoted(
         timeout=15_000,
     )
     assert page.locator("#plot").evaluate("img => img.naturalWidth") >= 300
+    # The plot came through the API's binary conversion (the function answers base64 with
+    # isBase64Encoded), asked for with the browser's own Accept, whose first media type is not
+    # image/png: API Gateway decodes only when that first type matches the binary media types.
+    plot = plot_answer.value
+    accept = plot.request.header_value("accept") or ""
+    assert not accept.startswith("image/png"), accept
+    assert plot.status == 200
+    assert plot.header_value("content-type") == "image/png"
+    assert plot.body().startswith(b"\x89PNG\r\n\x1a\n")
     assert (ops.approval_of(pipeline.target, execution) or {}).get("status") == "PENDING"
 
     shifts = len(pipeline.cloud.feed.find("codedeploy", "100% of live"))

@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from werkzeug.wrappers import Request, Response
 
-from safe_deploy.localcloud.api import LocalApi, Route
+from safe_deploy.localcloud.api import LocalApi, Route, template_media_types
 from safe_deploy.localcloud.cloudformation.model import Resource, ResourceFailed, Stack
 from safe_deploy.localcloud.lambdas import FunctionCode, HandlerHost
 from safe_deploy.localcloud.metrics import Alarm, Alarms
@@ -757,11 +757,9 @@ class Handlers:
             if r["Type"] == "AWS::ApiGateway::Stage"
             and r.get("Properties", {}).get("RestApiId") == {"Ref": ctx.logical_id}
         ]
-        binary = [t.replace("~1", "/") for t in props.get("BinaryMediaTypes", [])] or body.get(
-            "x-amazon-apigateway-binary-media-types", []
+        self.api.binary_media_types = template_media_types(
+            props.get("BinaryMediaTypes") or body.get("x-amazon-apigateway-binary-media-types", [])
         )
-        if hasattr(self.api, "binary_media_types"):
-            self.api.binary_media_types = list(binary)
         default_security = body.get("security", [])
         routes = []
         for path, methods in (body.get("paths") or {}).items():
