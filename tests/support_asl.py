@@ -169,7 +169,8 @@ def _pascal(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-PATH_TOKEN = re.compile(r"(?<!\$)\$((?:\.[A-Za-z0-9_]+|\[\d+\])*)")
+# A path's members, list indexes and filters (``[?(@.Status == 'FAILED')]`` selects list items).
+PATH_TOKEN = re.compile(r"(?<!\$)\$((?:\.[A-Za-z0-9_]+|\[\d+\]|\[\?\([^)]*\)\])*)")
 
 
 def result_paths(value: Any) -> Iterator[str]:
@@ -187,7 +188,7 @@ def select(shape: Shape | None, path: str, service: str, operation: str) -> Shap
     """The shape ``path`` selects in an output; ``"opaque"`` past a member that holds a JSON
     document; raises KeyError for a member the output does not have."""
     current = shape
-    for token in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", path):
+    for token in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+|\?\([^)]*\))\]", path):
         name, index = token
         if current is None:
             raise KeyError(path)
@@ -195,6 +196,9 @@ def select(shape: Shape | None, path: str, service: str, operation: str) -> Shap
             if current.type_name != "list":
                 raise KeyError(path)
             current = current.member  # type: ignore[attr-defined]
+            continue
+        if current.type_name == "map":  # any key: the map's values
+            current = current.value  # type: ignore[attr-defined]
             continue
         if current.type_name != "structure":
             raise KeyError(path)

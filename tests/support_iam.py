@@ -394,6 +394,8 @@ def _sdk_resource(service: str, parameters: Mapping[str, Any]) -> str | None:
         return str(fixed["TopicArn"])
     if service == "stepfunctions" and isinstance(fixed.get("StateMachineArn"), str):
         return str(fixed["StateMachineArn"])
+    if service == "cloudformation" and isinstance(fixed.get("StackName"), str):
+        return str(fixed["StackName"])  # the stack's id: an ARN
     return None
 
 
@@ -428,6 +430,10 @@ def task_needs(resource: str, parameters: Mapping[str, Any], why: str) -> list[N
         ]
     if integration == "sns" and api == "publish":
         return [Need("sns:Publish", fixed.get("TopicArn"), why=why)]
+    if integration == "dynamodb" and api in ("getItem", "putItem", "deleteItem", "updateItem"):
+        table = fixed.get("TableName")
+        target = arn("dynamodb", f"table/{table}") if isinstance(table, str) else None
+        return [Need(f"dynamodb:{api[:1].upper()}{api[1:]}", target, why=why)]
     if integration == "states" and api == "startExecution":
         machine = fixed.get("StateMachineArn")
         needs = [Need("states:StartExecution", machine, why=why)]

@@ -201,7 +201,7 @@ def test_the_datetime_check_sees_datetimes() -> None:
     assert {p.id for p in _datetime_tasks()} >= {
         "TrainingStateMachine:PrepareData",
         "TrainingStateMachine:TrainAndBaseline[0]/Train",
-        "DeployStateMachine:GetDeploymentStatus",
+        "DeployStateMachine:DescribeUpdate",
         "DeployStateMachine:DescribeGreen",
     }
 

@@ -130,7 +130,7 @@ def test_state_machine_needs_include_what_sync_integrations_need(
         (("iam:PassedToService", "sagemaker.amazonaws.com"),),
     ) in {Need(n.action, n.resource, n.context) for n in training.needs}
     deploy = _actions(state_machine_check(SAM, template, stack, "DeployStateMachine"))
-    assert {"codedeploy:CreateDeployment", "lambda:PublishVersion", "iam:PassRole"} <= deploy
+    assert {"cloudformation:UpdateStack", "dynamodb:PutItem", "iam:PassRole"} <= deploy
     # Application Auto Scaling checks its caller's permissions on the endpoint and the alarms.
     assert {"sagemaker:UpdateEndpointWeightsAndCapacities", "cloudwatch:PutMetricAlarm"} <= deploy
 
@@ -210,30 +210,30 @@ def _without_statement(template: Template, role: str, sid: str) -> Template:
 
 def test_a_removed_statement_is_reported() -> None:
     template = _without_statement(
-        transformed(EVERYTHING_ON), "DeployStateMachineRole", "PublishPredictVersions"
+        transformed(EVERYTHING_ON), "DeployStateMachineRole", "PromoteByUpdatingTheStack"
     )
     stack = Stack(template, EVERYTHING_ON)
     check = state_machine_check(SAM, template, stack, "DeployStateMachine")
     missing = {n.action for n in check.missing(stack)}
     assert {
-        "lambda:GetAlias",
-        "lambda:GetFunctionConfiguration",
-        "lambda:UpdateFunctionConfiguration",
-        "lambda:PublishVersion",
+        "cloudformation:UpdateStack",
+        "cloudformation:DescribeStacks",
+        "cloudformation:DescribeStackEvents",
     } == missing
 
 
 def test_a_task_on_a_resource_the_role_does_not_name_is_reported(
     tmp_path: Path, template: Template, stack: Stack
 ) -> None:
-    """Resource-level: the deploy state machine may update the predict function, not invoke it."""
+    """Resource-level: the deploy state machine may update the predict function (through its
+    stack), not invoke it."""
     sam = copy.deepcopy(SAM)
     props = sam["Resources"]["DeployStateMachine"]["Properties"]
     document = json.loads((REPO / props["DefinitionUri"]).read_text())
     document["States"]["InvokePredict"] = {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "${PredictFunctionName}", "Payload": {}},
+        "Parameters": {"FunctionName": stack.ref("PredictFunction"), "Payload": {}},
         "End": True,
     }
     changed = tmp_path / "deploy.asl.json"

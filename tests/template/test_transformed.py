@@ -43,8 +43,10 @@ ROLLBACK_ALARMS = {
     "CandidateEndpointErrorsAlarm",
     "CandidateLatencyAlarm",
     "PredictAliasErrorsAlarm",
-    "Api5xxAlarm",
 }
+# Alarms that cannot tell the candidate from production (any caller can make the API answer 5xx):
+# they notify, never roll back.
+NOT_ROLLBACK_ALARMS = {"Api5xxAlarm", "DriftAlarm"}
 
 # Role statements that may say ``Resource: "*"``, and why. Each action here is one the Service
 # Authorization Reference gives no resource type to (checked below against cfn-lint's copy).
@@ -118,6 +120,7 @@ NAMED = {
     "CommonLayer": "${AWS::StackName}-common",  # LayerVersion requires one; SAM's default is fixed
     # ApprovalApiFunction's policy names it by this name: a Ref would close a dependency cycle.
     "TrainingStateMachine": "${AWS::StackName}-training",
+    "DeployStateMachine": "${AWS::StackName}-deploy",  # its policy names its own executions
 }
 
 
@@ -252,46 +255,55 @@ def test_codedeploy_role_may_run_the_hooks_and_shift_the_alias(
         assert allows(policy, Need("cloudwatch:DescribeAlarms", stack.attribute(alarm, "Arn")))
 
 
-def test_deploy_state_machine_releases_through_that_group(template: Template, stack: Stack) -> None:
-    group_id, _ = _deployment_group(template)
+def test_deploy_state_machine_promotes_by_updating_its_own_stack(
+    template: Template, stack: Stack
+) -> None:
+    """A promotion is an update of this stack (CloudFormation owns the live alias): the machine
+    may update the stack, and may do what that update does with its credentials."""
+    group_id, group = _deployment_group(template)
     machine = template["Resources"]["DeployStateMachine"]["Properties"]
     substitutions = machine["DefinitionSubstitutions"]
-    assert ref_target(substitutions["CodeDeployApplication"]) == "ServerlessDeploymentApplication"
-    assert ref_target(substitutions["DeploymentGroupName"]) == group_id
-    assert ref_target(substitutions["PredictFunctionName"]) == "PredictFunction"
+    assert substitutions["StackId"] == {"Ref": "AWS::StackId"}
     policy = role_policy(stack, ref_target(machine["RoleArn"]) or "")
+    stack_arn = str(stack.ref("AWS::StackId"))
+    for action in ("cloudformation:UpdateStack", "cloudformation:DescribeStacks"):
+        assert allows(policy, Need(action, stack_arn)), action
     group_arn = stack.resolve(
         {
             "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}"
             f":deploymentgroup:${{ServerlessDeploymentApplication}}/${{{group_id}}}"
         }
     )
-    for action in ("codedeploy:CreateDeployment", "codedeploy:GetDeployment"):
-        assert allows(policy, Need(action, group_arn)), action
+    assert allows(policy, Need("codedeploy:CreateDeployment", group_arn))
     predict = stack.attribute("PredictFunction", "Arn")
-    for action in (
-        "lambda:GetAlias",
-        "lambda:GetFunctionConfiguration",
-        "lambda:UpdateFunctionConfiguration",
-        "lambda:PublishVersion",
-    ):
+    for action in ("lambda:UpdateFunctionConfiguration", "lambda:PublishVersion"):
         assert allows(policy, Need(action, predict)), action
-    assert allows(policy, Need("lambda:GetAlias", f"{predict}:live"))
+    assert allows(policy, Need("lambda:UpdateAlias", f"{predict}:live"))
+    for alarm in NOT_ROLLBACK_ALARMS:
+        assert {"Ref": alarm} not in group["Properties"]["AlarmConfiguration"]["Alarms"]
 
 
-def test_the_canary_config_follows_the_deployment_type_parameter(
-    template: Template, stack: Stack
-) -> None:
-    """The deploy state machine names the same config as the group (it overrides it only for
-    the very first promotion, with AllAtOnce)."""
-    _, group = _deployment_group(template)
-    machine = template["Resources"]["DeployStateMachine"]["Properties"]
-    assert stack.resolve(machine["DefinitionSubstitutions"]["CanaryDeploymentConfig"]) == (
-        stack.resolve(group["Properties"]["DeploymentConfigName"])
+def _predict_version(parameters: dict[str, str]) -> tuple[str, Any]:
+    template = translate(load_sam(), parameters, packaged=True)
+    (version,) = (
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Lambda::Version"
+        and v["Properties"]["FunctionName"] == {"Ref": "PredictFunction"}
     )
-    deploy = json.loads((REPO / "statemachines" / "deploy.asl.json").read_text())
-    first = deploy["States"]["AllAtOnce"]["Result"]
-    assert first in CODEDEPLOY_LAMBDA_CONFIGS
+    description = template["Resources"][version]["Properties"]["Description"]
+    return version, Stack(template, parameters).resolve(description)
+
+
+def test_a_new_serving_endpoint_publishes_a_new_predict_version() -> None:
+    """SAM names a version by the code and the properties, not by parameter values; but a
+    version is immutable, and its description names the serving endpoint: a promotion (a new
+    endpoint) replaces the version, and the alias's new version is canaried by CodeDeploy."""
+    empty = _predict_version({})
+    green = _predict_version({"ServingEndpoint": "fare-0123456789ab-prod"})
+    assert empty[0] == green[0]  # the same resource ...
+    assert empty[1] != green[1]  # ... whose properties change
+    assert "fare-0123456789ab-prod" in green[1]
 
 
 def _deployment_types() -> list[str]:
