@@ -3,11 +3,14 @@ to CodeDeploy on every path.
 
 CodeDeploy is moto's (applications, groups, deployments, GetDeployment with the AppSpec), except
 ``PutLifecycleEventHookExecutionStatus``, which moto does not implement: :class:`HookReports`
-answers it behind moto, so the handlers keep their real boto3 client.
+answers it behind moto, so the handlers keep their real boto3 client. Where GetDeployment shows
+only the AppSpec's sha256 (as AWS does for CloudFormation's deployments), the local cloud's
+CodeDeploy answers it and GetApplicationRevision.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -17,12 +20,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.codedeploy import responses as codedeploy_responses
 from moto.codedeploy.models import codedeploy_backends
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.core.responses import ActionResult
 from pipeline_common.capture import capture_key, capture_record
 from pipeline_common.layout import CAPTURE_PREFIX, VARIANT
 
+from safe_deploy.localcloud import codedeploy as local_codedeploy
 from tests.handlers.conftest import (
     ACCOUNT,
     REGION,
@@ -529,3 +534,75 @@ def test_a_hook_for_an_unknown_deployment_fails_the_invocation(
     with pytest.raises(ClientError, match="DeploymentDoesNotExist"):
         post.lambda_handler(hook_event("post_traffic_hook", "d-NOSUCHONE"), context)
     assert reports.statuses == []
+
+
+# ---------------------------------------------------------------- the AppSpec, either way
+
+
+@pytest.fixture(params=["content", "sha256-only"])
+def appspec_in_get_deployment(
+    request: pytest.FixtureRequest, cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """How GetDeployment shows the AppSpec: with its content (moto, and AWS for deployments
+    created with it), or with its sha256 only, as AWS shows the deployments CloudFormation
+    creates. Then the local cloud's CodeDeploy answers, GetApplicationRevision included (moto
+    has none): the hook must ask for the content."""
+    if request.param == "sha256-only":
+        monkeypatch.setattr(
+            codedeploy_responses,
+            "_deployment_info",
+            functools.partial(local_codedeploy.deployment_info, sha256_only=True),
+        )
+        monkeypatch.setattr(
+            CodeDeployResponse,
+            "get_application_revision",
+            local_codedeploy.get_application_revision,
+            raising=False,
+        )
+    return str(request.param)
+
+
+def _shows_content(cloud: Cloud, deployment_id: str) -> bool:
+    revision = cloud.codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"][
+        "revision"
+    ]
+    return "content" in revision.get("appSpecContent", {})
+
+
+def test_pre_traffic_finds_green_however_get_deployment_shows_the_appspec(
+    cloud: Cloud,
+    endpoints: Endpoints,
+    reports: HookReports,
+    appspec_in_get_deployment: str,
+    pre: Any,
+    context: FakeLambdaContext,
+) -> None:
+    cloud.endpoint(GREEN)
+    endpoints.serve(GREEN, BLUE)
+    event = hook_event("pre_traffic_hook", promotion(cloud, GREEN))
+    assert _shows_content(cloud, event["DeploymentId"]) == (appspec_in_get_deployment == "content")
+
+    result = pre.lambda_handler(event, context)
+
+    assert reported(reports, event, "Succeeded"), result["summary"]
+    assert result["endpoint"] == GREEN
+    assert [c.endpoint for c in endpoints.calls] == [GREEN]
+
+
+def test_post_traffic_finds_green_however_get_deployment_shows_the_appspec(
+    cloud: Cloud,
+    reports: HookReports,
+    appspec_in_get_deployment: str,
+    post: Any,
+    deployment: str,
+    context: FakeLambdaContext,
+) -> None:
+    write_capture(cloud, GREEN, api_ids(MINIMUM))
+    write_capture(cloud, BLUE, api_ids(MINIMUM))
+    event = hook_event("post_traffic_hook", deployment)
+    assert _shows_content(cloud, deployment) == (appspec_in_get_deployment == "content")
+
+    result = post.lambda_handler(event, context)
+
+    assert reported(reports, event, "Succeeded"), result["summary"]
+    assert result["endpoint"] == GREEN

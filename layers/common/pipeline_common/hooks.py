@@ -1,14 +1,15 @@
 """CodeDeploy lifecycle hooks of the predict alias (DESIGN.md §3).
 
-Hooks learn which endpoint is green from the deployment itself: GetDeployment, the AppSpec's
-target version, that version's configuration. They report to CodeDeploy on every path.
+Hooks learn which endpoint is green from the deployment itself: GetDeployment (and
+GetApplicationRevision where it gives only the AppSpec's sha256), the AppSpec's target version,
+that version's configuration. They report to CodeDeploy on every path.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,7 @@ from pipeline_common.serving import HEALTH_ROW, plausible
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
     from mypy_boto3_codedeploy import CodeDeployClient
+    from mypy_boto3_codedeploy.type_defs import DeploymentInfoTypeDef
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
@@ -54,6 +56,31 @@ class Verdict:
         return "; ".join(self.problems or self.facts)
 
 
+def _inline_appspec(revision: Mapping[str, Any]) -> str | None:
+    for kind in ("appSpecContent", "string"):
+        content = (revision.get(kind) or {}).get("content")
+        if content:
+            return str(content)
+    return None
+
+
+def deployment_appspec(codedeploy: CodeDeployClient, info: DeploymentInfoTypeDef) -> str:
+    """The AppSpec of a deployment. GetDeployment carries its content for deployments created
+    with it; for those CloudFormation creates (SAM's DeploymentPreference) AWS gives only its
+    sha256, and GetApplicationRevision gives the content, as a ``String`` revision."""
+    revision = info.get("revision") or {}
+    content = _inline_appspec(revision)
+    if content is not None:
+        return content
+    stored = codedeploy.get_application_revision(
+        applicationName=info["applicationName"], revision=revision
+    )["revision"]
+    content = _inline_appspec(stored)
+    if content is None:
+        raise ValueError(f"deployment {info['deploymentId']}: its revision holds no AppSpec")
+    return content
+
+
 def find_green(
     codedeploy: CodeDeployClient,
     lambda_client: LambdaClient,
@@ -62,7 +89,7 @@ def find_green(
 ) -> Green:
     """The endpoint the deployment's target version serves."""
     info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-    content = info["revision"]["appSpecContent"]["content"]
+    content = deployment_appspec(codedeploy, info)
     try:
         # The pipeline's deployments carry JSON; CloudFormation's (sam deploy) may carry YAML.
         appspec = yaml.safe_load(content)
