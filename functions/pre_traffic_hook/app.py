@@ -8,7 +8,13 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pipeline_common.hooks import Green, Verdict, pre_traffic_checks, run_hook
+from pipeline_common.hooks import (
+    Green,
+    Verdict,
+    pre_traffic_checks,
+    promotion_in_flight,
+    run_hook,
+)
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.release import production_reader
 from pipeline_common.settings import HookSettings
@@ -18,6 +24,7 @@ CODEDEPLOY = boto3.client("codedeploy")
 LAMBDA = boto3.client("lambda")
 SAGEMAKER = boto3.client("sagemaker")
 RUNTIME = boto3.client("sagemaker-runtime")
+DYNAMODB = boto3.client("dynamodb")
 production = production_reader(SETTINGS.production_endpoint_parameter)
 
 
@@ -30,7 +37,12 @@ def lambda_handler(event: CodeDeployLifecycleHookEvent, context: LambdaContext) 
         return pre_traffic_checks(green, SAGEMAKER, RUNTIME, f"hook-pre-{event.deployment_id}")
 
     result = run_hook(
-        event, check, codedeploy=CODEDEPLOY, lambda_client=LAMBDA, production=production
+        event,
+        check,
+        codedeploy=CODEDEPLOY,
+        lambda_client=LAMBDA,
+        production=production,
+        in_flight=lambda: promotion_in_flight(DYNAMODB, SETTINGS.release_table),
     )
     logger.info("pre-traffic verdict", extra=result)
     return result

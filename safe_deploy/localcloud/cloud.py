@@ -156,6 +156,8 @@ class LocalCloud:
         self.host = HandlerHost(settings, self.metrics, self.feed, base_env)
         self.sagemaker = SageMakerEmulator(settings, self.feed, self.metrics, self.faults)
         self.codedeploy = CodeDeployEmulator(settings, self.feed, self.alarms)
+        # CloudFormation creates every deployment: AWS then shows only the AppSpec's sha256.
+        self.codedeploy.get_deployment_sha256_only = True
         self.resources = Handlers(settings, self.host, self.api, self.alarms, self.feed)
         self.cloudformation = Engine(settings, self.resources, self.feed)
         fixes.install()

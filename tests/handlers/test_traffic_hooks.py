@@ -109,6 +109,15 @@ def promotion(cloud: Cloud, green_endpoint: str | None) -> str:
         )
     green = cloud.lambda_.publish_version(FunctionName=function)["Version"]
     assert green != blue
+    if green_endpoint is not None:  # the deploy state machine holds the release lock
+        cloud.dynamodb.put_item(
+            TableName=cloud.ref("ReleaseTable"),
+            Item={
+                "name": {"S": "promotion"},
+                "holder": {"S": "arn:aws:states:us-east-1:123456789012:execution:deploy:run"},
+                "green": {"S": green_endpoint},
+            },
+        )
 
     application = f"{STACK_NAME}-ServerlessDeploymentApplication-1RZ8Q0V6TNM2D"
     group = f"{STACK_NAME}-PredictFunctionDeploymentGroup-5MZP0C1X8DQF"
@@ -198,21 +207,128 @@ def test_pre_traffic_passes_a_green_endpoint_that_is_ready(
     ]
 
 
-def test_pre_traffic_checks_production_for_a_code_only_release(
+@dataclass
+class Versions:
+    """The predict function's versions as a code deploy's hooks call them: each answers the
+    proxy event as the version's code would (moto's Lambda runs no code)."""
+
+    answers: dict[str, Any] = field(default_factory=dict)  # version -> fares, or an exception
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def invoke(
+        self, name: str, qualifier: str | None, body: Any, headers: Any, out: dict[str, str]
+    ) -> bytes:
+        version = str(qualifier or name.rsplit(":", 1)[-1])
+        self.events.append((version, json.loads(body)))
+        answer = self.answers[version]
+        if isinstance(answer, Exception):  # the version's code raised: Lambda's function error
+            out["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {"errorType": type(answer).__name__, "errorMessage": str(answer)}
+            ).encode()
+        return json.dumps(
+            {"statusCode": 200, "body": "".join(f"{fare!r}\n" for fare in answer)}
+        ).encode()
+
+
+@pytest.fixture
+def versions(monkeypatch: pytest.MonkeyPatch) -> Versions:
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda.responses import LambdaResponse
+
+    from safe_deploy.localcloud import fixes
+
+    recorded = Versions()
+    monkeypatch.setattr(LambdaBackend, "invoke", recorded.invoke)
+    monkeypatch.setattr(LambdaResponse, "invoke", fixes.lambda_invoke)  # honours ?Qualifier=
+    return recorded
+
+
+def test_pre_traffic_compares_new_code_with_current_code_on_the_same_model(
     cloud: Cloud,
     endpoints: Endpoints,
     reports: HookReports,
     pre: Any,
     context: FakeLambdaContext,
+    versions: Versions,
 ) -> None:
     cloud.endpoint(BLUE)
     endpoints.serve(BLUE)
+    versions.answers = {"1": [7.5, 4.0, 40.2, 21.0], "2": [7.5, 4.0, 40.2, 21.0]}
     event = hook_event("pre_traffic_hook", promotion(cloud, green_endpoint=None))
 
     result = pre.lambda_handler(event, context)
 
     assert reported(reports, event, "Succeeded")
     assert result["endpoint"] == BLUE
+    assert "answers 4 known rides as version 1 does" in result["summary"]
+    assert [v for v, _ in versions.events] == ["2", "1"]
+    sent = versions.events[0][1]
+    assert (sent["httpMethod"], sent["path"]) == ("POST", "/predict")
+    assert sent["requestContext"]["requestId"].startswith("hook-")
+    assert not endpoints.calls  # the hook sends no traffic to the endpoint itself
+
+
+@pytest.mark.parametrize(
+    ("new", "words"),
+    [
+        ([7.5, 4.0, 40.2, 99.0], "answered [7.5, 4.0, 40.2, 99.0]"),
+        (RuntimeError("boom"), "version 2 failed: boom"),
+    ],
+)
+def test_pre_traffic_fails_new_code_that_answers_otherwise(
+    cloud: Cloud,
+    endpoints: Endpoints,
+    reports: HookReports,
+    pre: Any,
+    context: FakeLambdaContext,
+    versions: Versions,
+    new: Any,
+    words: str,
+) -> None:
+    cloud.endpoint(BLUE)
+    endpoints.serve(BLUE)
+    versions.answers = {"1": [7.5, 4.0, 40.2, 21.0], "2": new}
+    event = hook_event("pre_traffic_hook", promotion(cloud, green_endpoint=None))
+
+    result = pre.lambda_handler(event, context)
+
+    assert reported(reports, event, "Failed")
+    assert words in result["summary"]
+
+
+def test_pre_traffic_has_nothing_to_check_before_the_first_model(
+    cloud: Cloud, reports: HookReports, pre: Any, context: FakeLambdaContext
+) -> None:
+    cloud.set_parameter("ProductionEndpointParameter", "none")
+    event = hook_event("pre_traffic_hook", promotion(cloud, green_endpoint=None))
+
+    result = pre.lambda_handler(event, context)
+
+    assert reported(reports, event, "Succeeded")
+    assert result["summary"] == "no model is in production yet: nothing to check"
+
+
+def test_pre_traffic_refuses_an_endpoint_no_promotion_is_releasing(
+    cloud: Cloud,
+    endpoints: Endpoints,
+    reports: HookReports,
+    pre: Any,
+    context: FakeLambdaContext,
+) -> None:
+    """A deploy whose samconfig.toml still names an old endpoint: production must not move."""
+    cloud.endpoint(GREEN)
+    endpoints.serve(GREEN)
+    event = hook_event("pre_traffic_hook", promotion(cloud, green_endpoint=GREEN))
+    cloud.dynamodb.delete_item(
+        TableName=cloud.ref("ReleaseTable"), Key={"name": {"S": "promotion"}}
+    )
+
+    result = pre.lambda_handler(event, context)
+
+    assert reported(reports, event, "Failed")
+    assert "neither production" in result["summary"]
+    assert "ServingEndpoint" in result["summary"]
 
 
 def test_pre_traffic_fails_a_green_endpoint_that_is_not_in_service(
@@ -312,23 +428,6 @@ def test_pre_traffic_reports_failed_when_the_endpoint_errors(
 
     assert reported(reports, event, "Failed")
     assert result["summary"].startswith("hook could not check the deployment: ModelError")
-
-
-def test_pre_traffic_reports_failed_when_green_cannot_be_found(
-    cloud: Cloud,
-    endpoints: Endpoints,
-    reports: HookReports,
-    pre: Any,
-    context: FakeLambdaContext,
-) -> None:
-    cloud.set_parameter("ProductionEndpointParameter", "none")  # a code change, no model yet
-    event = hook_event("pre_traffic_hook", promotion(cloud, green_endpoint=None))
-
-    result = pre.lambda_handler(event, context)
-
-    assert reported(reports, event, "Failed")
-    assert "has no endpoint and none is in production" in result["summary"]
-    assert result["endpoint"] is None
 
 
 def test_pre_traffic_reports_failed_when_green_endpoint_does_not_exist(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
     from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_codedeploy.type_defs import DeploymentInfoTypeDef
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
@@ -33,14 +34,35 @@ if TYPE_CHECKING:
 
 # The predict function's InferenceIds for requests from outside: clients and the API canary.
 CLIENT_INFERENCE_PREFIXES = ("api-", "health-")
+HOOK_INFERENCE_PREFIX = "api-hook-"  # a code deploy's hooks call the versions as the API does
+RELEASE_LOCK = {"name": {"S": "promotion"}}  # the deploy state machine's lock item
+
+
+# Known rides a code deploy's hooks send to the new and the current version alike.
+KNOWN_RIDES = [*HEALTH_ROW, [4.0, 1.0, 0.7], [35.0, 2.0, 11.5], [22.0, 4.0, 6.0]]
+FARE_TOLERANCE = 1e-6  # the same model must give the same fare, whatever the code around it
 
 
 @dataclass(frozen=True)
 class Green:
+    """What a deployment moves ``live`` to: the target version, the endpoint it serves (its own
+    ``ENDPOINT_NAME``, or production's when it has none; empty when there is no model yet), and
+    the same for the version it replaces."""
+
     function_name: str
     target_version: str
     endpoint: str
     deployment_started: datetime
+    current_version: str = ""
+    current_endpoint: str = ""
+
+    @property
+    def kind(self) -> Literal["no-model", "code", "model"]:
+        """``model``: a promotion (a new endpoint); ``code``: the same model, new code or
+        configuration; ``no-model``: a deploy before any model was promoted."""
+        if not self.endpoint:
+            return "no-model"
+        return "code" if self.endpoint == self.current_endpoint else "model"
 
 
 @dataclass
@@ -97,12 +119,104 @@ def find_green(
         raise ValueError(f"deployment {deployment_id}: unreadable AppSpec ({exc})") from exc
     resource = next(iter(appspec["Resources"][0].values()))["Properties"]
     name, target = resource["Name"], str(resource["TargetVersion"])
-    configuration = lambda_client.get_function_configuration(FunctionName=name, Qualifier=target)
-    variables = configuration.get("Environment", {}).get("Variables", {})
-    endpoint = variables.get("ENDPOINT_NAME") or production()
-    if not endpoint or endpoint == NO_ENDPOINT:
-        raise ValueError(f"version {target} of {name} has no endpoint and none is in production")
-    return Green(name, target, endpoint, info["createTime"])
+    current = str(resource["CurrentVersion"])
+
+    def serves(version: str) -> str:
+        configuration = lambda_client.get_function_configuration(
+            FunctionName=name, Qualifier=version
+        )
+        variables = configuration.get("Environment", {}).get("Variables", {})
+        endpoint = variables.get("ENDPOINT_NAME") or production()
+        return "" if endpoint == NO_ENDPOINT else endpoint
+
+    return Green(name, target, serves(target), info["createTime"], current, serves(current))
+
+
+def promotion_in_flight(dynamodb: DynamoDBClient, table: str) -> str | None:
+    """The green endpoint of the promotion holding the release lock, if one does."""
+    item = dynamodb.get_item(TableName=table, Key=RELEASE_LOCK, ConsistentRead=True).get("Item")
+    return str(item["green"]["S"]) if item and "green" in item else None
+
+
+def stale_binding(green: Green, production: str, in_flight: str | None) -> str | None:
+    """Why a promotion's endpoint is not one the pipeline is promoting, if it is not: a deploy
+    that names an endpoint itself (an old ``ServingEndpoint`` in ``samconfig.toml``) would
+    otherwise move production to it."""
+    if green.endpoint in (production, in_flight):
+        return None
+    return (
+        f"version {green.target_version} is bound to {green.endpoint}, which is neither "
+        f"production ({production or 'none'}) nor the promotion in flight "
+        f"({in_flight or 'none'}): deploy without a ServingEndpoint value (remove it from "
+        "samconfig.toml's parameter_overrides); promotions set it"
+    )
+
+
+def predict_event(rows: list[list[float]], request_id: str) -> dict[str, Any]:
+    """An API Gateway proxy event for ``POST /predict``, as the hooks send it to a version."""
+    return {
+        "resource": "/predict",
+        "path": "/predict",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": CSV, "Accept": CSV},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "requestContext": {
+            "requestId": request_id,
+            "resourcePath": "/predict",
+            "httpMethod": "POST",
+            "path": "/v1/predict",
+            "stage": "v1",
+            "identity": {"sourceIp": "127.0.0.1", "userArn": "codedeploy-hook"},
+        },
+        "body": to_csv(rows),
+        "isBase64Encoded": False,
+    }
+
+
+def _fares(lambda_client: LambdaClient, green: Green, version: str, marker: str) -> list[float]:
+    response = lambda_client.invoke(
+        FunctionName=green.function_name,
+        Qualifier=version,
+        Payload=json.dumps(predict_event(KNOWN_RIDES, marker)).encode(),
+    )
+    payload = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError"):
+        raise ValueError(f"version {version} failed: {payload.get('errorMessage', payload)}")
+    if payload.get("statusCode") != 200:
+        raise ValueError(
+            f"version {version} answered {payload.get('statusCode')}: {payload.get('body')}"
+        )
+    return parse_predictions(str(payload.get("body", "")))
+
+
+def compare_versions(green: Green, lambda_client: LambdaClient, marker: str) -> Verdict:
+    """A code deploy serves the same model: the new version must answer known rides as the
+    current one does. No client traffic is needed."""
+    verdict = Verdict()
+    answers = {}
+    for label, version in (("new", green.target_version), ("current", green.current_version)):
+        try:
+            answers[label] = _fares(lambda_client, green, version, f"{marker}-{label}")
+        except ValueError as exc:
+            verdict.problems.append(str(exc))
+    if verdict.problems:
+        return verdict
+    new, current = answers["new"], answers["current"]
+    if len(new) != len(current) or any(
+        abs(a - b) > FARE_TOLERANCE for a, b in zip(new, current, strict=False)
+    ):
+        verdict.problems.append(
+            f"version {green.target_version} answered {new} for known rides, version "
+            f"{green.current_version} answered {current}"
+        )
+    else:
+        verdict.facts.append(
+            f"code deploy on {green.endpoint}: version {green.target_version} answers "
+            f"{len(new)} known rides as version {green.current_version} does"
+        )
+    return verdict
 
 
 def pre_traffic_checks(
@@ -182,7 +296,10 @@ def _post_traffic_once(green: Green, s3: S3Client, bucket: str, minimum: int) ->
         except (CaptureFormatError, ValueError):  # JSONDecodeError is a ValueError
             malformed += 1
             continue
-        if (exchange.inference_id or "").startswith(CLIENT_INFERENCE_PREFIXES):
+        inference_id = exchange.inference_id or ""
+        if inference_id.startswith(CLIENT_INFERENCE_PREFIXES) and not inference_id.startswith(
+            HOOK_INFERENCE_PREFIX
+        ):
             api_records += 1
     where = f"s3://{bucket}/{prefix}"
     if records == 0:
@@ -198,6 +315,10 @@ def _post_traffic_once(green: Green, s3: S3Client, bucket: str, minimum: int) ->
         f"{api_records} API requests among {well_formed} well-formed records under {where}"
     )
     return verdict
+
+
+def _served(endpoint: str) -> str:
+    return "" if endpoint == NO_ENDPOINT else endpoint
 
 
 def report(
@@ -217,15 +338,28 @@ def run_hook(
     codedeploy: CodeDeployClient,
     lambda_client: LambdaClient,
     production: Callable[[], str],
+    in_flight: Callable[[], str | None] | None = None,
 ) -> dict[str, Any]:
-    """Find green, check it, and report to CodeDeploy whatever happens."""
+    """Find what the deployment releases, check it as its kind needs, and report to CodeDeploy
+    whatever happens: a promotion's green with ``check``; a code deploy by comparing the new
+    version's answers with the current one's; nothing before the first model."""
     deployment_id = event.deployment_id
     execution_id = event.lifecycle_event_hook_execution_id
     passed, summary, endpoint = False, "", None
     try:
         green = find_green(codedeploy, lambda_client, deployment_id, production)
-        endpoint = green.endpoint
-        verdict = check(green)
+        endpoint = green.endpoint or None
+        if green.kind == "no-model":
+            verdict = Verdict(facts=["no model is in production yet: nothing to check"])
+        elif green.kind == "code":
+            verdict = compare_versions(green, lambda_client, f"hook-{deployment_id}")
+        else:
+            stale = (
+                stale_binding(green, _served(production()), in_flight())
+                if in_flight is not None
+                else None
+            )
+            verdict = Verdict(problems=[stale]) if stale else check(green)
         passed, summary = verdict.passed, verdict.summary()
     except Exception as exc:  # the hook's own failure is a failed check, and is reported
         summary = f"hook could not check the deployment: {type(exc).__name__}: {exc}"

@@ -58,6 +58,7 @@ class PredictSettings(Settings):
 class HookSettings(Settings):
     production_endpoint_parameter: str
     capture_bucket: str
+    release_table: str = ""  # the promotion lock: whose green a promotion may bind to
     min_captured_requests: int = 20
     # SageMaker writes capture files every few minutes: the post-traffic hook waits for them.
     capture_wait_seconds: float = 240.0
@@ -66,6 +67,13 @@ class HookSettings(Settings):
 
 class DriftSettings(Settings):
     topic_arn: str
+
+
+class ReleaseCheckSettings(Settings):
+    """The stack is enough: its status, and its outputs lead to the predict function and the
+    production record (as they lead the CLI)."""
+
+    stack_name: str
 
 
 class RequestApprovalSettings(Settings):
