@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import requests
@@ -20,6 +20,9 @@ from rich.table import Table
 
 from safe_deploy.console import console
 from safe_deploy.target import LOCAL_CONNECTION, Target, TargetError
+
+if TYPE_CHECKING:
+    from pipeline_common.release import ReleaseCheck, ReleaseState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -198,6 +201,8 @@ def upload_data(file: Path, key: str | None, stack: str | None, region: str | No
 @target_options
 def status(limit: int, stack: str | None, region: str | None) -> None:
     """Pipeline runs and their current step, production, the last deployments."""
+    from pipeline_common.release import Verdict
+
     from safe_deploy import ops
 
     target = Target.of(stack, region)
@@ -227,17 +232,35 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
     console.print(runs)
     release = ops.release(target)
     production = Table(title="production", show_header=False)
-    production.add_row("endpoint", release.production_endpoint or "none yet")
-    split = ", ".join(f"version {v}: {w:.0%}" for v, w in release.routing.items())
+    state, check = release.state, release.check
+    production.add_row("stack", f"{escape(state.stack_name)}: {_stack_status(state.stack_status)}")
     production.add_row(
-        "live alias", f"version {release.live_version}" + (f" (+ {split})" if split else "")
+        "production record",
+        f"{escape(state.record or 'none yet')}{_endpoint_status(state, state.record)} "
+        f"[dim](SSM {escape(state.production_parameter)})[/dim]",
     )
+    for index, version in enumerate(state.live):
+        serves = state.serves(version)
+        source = "its own" if version.endpoint_name else "the record's"
+        production.add_row(
+            "live alias" if index == 0 else "",
+            f"version {escape(version.version)} ({version.weight:.0%}) serves "
+            + (
+                f"{escape(serves)} ({source}){_endpoint_status(state, serves)}"
+                if serves
+                else "no model yet"
+            ),
+        )
     if release.champion:
         production.add_row(
             "model",
             f"{release.champion.get('model_id')} (validation RMSE "
             f"{release.champion.get('validation_rmse', float('nan')):.3f})",
         )
+    colour = {Verdict.CONSISTENT: "green", Verdict.IN_PROGRESS: "yellow"}.get(check.verdict, "red")
+    production.add_row(
+        "check", f"[{colour}]{check.verdict.value}[/{colour}]: {escape(check.summary)}"
+    )
     console.print(production)
     if release.deployments:
         deployments = Table(title="last deployments")
@@ -252,6 +275,43 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
                 escape(d["error"] or d["description"] or ""),
             )
         console.print(deployments)
+    if check.mismatch:  # last, where it cannot be missed
+        _warn_inconsistent(check)
+
+
+def _stack_status(status: str) -> str:
+    if status.endswith("_FAILED"):
+        return f"[bold red]{escape(status)}[/bold red]"
+    if status.endswith("_IN_PROGRESS") or "ROLLBACK" in status:
+        return f"[yellow]{escape(status)}[/yellow]"
+    return f"[green]{escape(status)}[/green]"
+
+
+def _endpoint_status(state: ReleaseState, endpoint: str | None) -> str:
+    from pipeline_common.release import SERVING_STATUSES
+
+    if endpoint is None or endpoint not in state.endpoints:
+        return ""
+    status = state.endpoints[endpoint]
+    if status is None:
+        return ", [bold red]does not exist[/bold red]"
+    colour = "green" if status in SERVING_STATUSES else "bold red"
+    return f", [{colour}]{escape(status)}[/{colour}]"
+
+
+def _warn_inconsistent(check: ReleaseCheck) -> None:
+    """Loud, with every command on a line of its own (soft-wrapped, so it copies whole)."""
+    from pipeline_common.release import WAIT_FOR_PROMOTIONS
+
+    console.rule("[bold red]RELEASE INCONSISTENT[/bold red]", style="red")
+    for problem in check.problems:
+        console.print(f"[bold red]✗ {escape(problem)}[/bold red]")
+    console.print(f"[bold]What to do.[/bold] {escape(WAIT_FOR_PROMOTIONS)}")
+    for number, action in enumerate(check.actions, 1):
+        console.print(f"  {number}. {escape(action.what)}")
+        for command in action.commands:
+            console.print(f"     [cyan]{escape(command)}[/cyan]")
+    console.rule(style="red")
 
 
 @click.command()

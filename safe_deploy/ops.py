@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline_common.layout import NO_ENDPOINT, RAW_PREFIX, monitoring_schedule_of
+from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of
+from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
 from safe_deploy.target import Target, TargetError
 
@@ -148,26 +149,22 @@ class Release:
     live_version: str
     routing: dict[str, float]
     champion: dict[str, Any]
+    state: ReleaseState  # each live version's endpoint, the endpoints' status, the stack's
+    check: ReleaseCheck  # whether live and the production record agree, and what to do if not
     deployments: list[dict[str, Any]] = field(default_factory=list)
 
 
 def release(target: Target, deployments: int = 3) -> Release:
     ssm = target.client("ssm")
-    endpoint = ssm.get_parameter(Name=target.output("ProductionEndpointParameterName"))[
-        "Parameter"
-    ]["Value"]
+    state = read_release(
+        target.describe_stack(),
+        lambda_client=target.client("lambda"),
+        ssm=ssm,
+        sagemaker=target.client("sagemaker"),
+    )
     champion = json.loads(
         ssm.get_parameter(Name=target.output("ChampionParameterName"))["Parameter"]["Value"] or "{}"
     )
-    alias = target.client("lambda").get_alias(
-        FunctionName=target.output("PredictFunctionName"), Name="live"
-    )
-    routing = {
-        str(k): float(v)
-        for k, v in (
-            (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        ).items()
-    }
     codedeploy = target.client("codedeploy")
     ids = codedeploy.list_deployments(
         applicationName=target.output("CodeDeployApplicationName"),
@@ -188,10 +185,12 @@ def release(target: Target, deployments: int = 3) -> Release:
         )
     history.sort(key=lambda d: d["created"] or datetime.min, reverse=True)
     return Release(
-        None if endpoint == NO_ENDPOINT else endpoint,
-        str(alias["FunctionVersion"]),
-        routing,
+        state.record,
+        state.live[0].version,
+        {v.version: v.weight for v in state.live[1:]},
         champion,
+        state,
+        check_release(state),
         history[:deployments],
     )
 

@@ -32,6 +32,7 @@ class Target:
     outputs: dict[str, str]
     session: boto3.Session
     endpoint_url: str | None = None
+    stack_name: str | None = None  # None: the local cloud's, found by its outputs
 
     @property
     def local(self) -> bool:
@@ -50,6 +51,22 @@ class Target:
             return self.outputs[name]
         except KeyError:
             raise TargetError(f"{self.name} has no output {name}") from None
+
+    def describe_stack(self) -> dict[str, Any]:
+        """The stack as CloudFormation describes it now: status, parameters, outputs."""
+        cloudformation = self.client("cloudformation")
+        if self.stack_name is not None:
+            stack: dict[str, Any] = cloudformation.describe_stacks(StackName=self.stack_name)[
+                "Stacks"
+            ][0]
+            return stack
+        # The local cloud's connection file names no stack: it is the one with these outputs.
+        function = self.output("PredictFunctionName")
+        for stack in cloudformation.describe_stacks()["Stacks"]:
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            if outputs.get("PredictFunctionName") == function:
+                return stack
+        raise TargetError(f"{self.name} has no stack whose predict function is {function}")
 
     def signed(
         self,
@@ -81,7 +98,9 @@ class Target:
         except Exception as exc:
             raise TargetError(f"stack {stack_name}: {exc}") from exc
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        return cls(stack_name, session.region_name or "us-east-1", outputs, session)
+        return cls(
+            stack_name, session.region_name or "us-east-1", outputs, session, stack_name=stack_name
+        )
 
     @classmethod
     def local_cloud(cls, connection: Path = LOCAL_CONNECTION) -> Target:
@@ -104,7 +123,12 @@ class Target:
             region_name=data["region"],
         )
         return cls(
-            "local cloud", data["region"], data["outputs"], session, data["aws_endpoint_url"]
+            "local cloud",
+            data["region"],
+            data["outputs"],
+            session,
+            data["aws_endpoint_url"],
+            data.get("stack_name"),
         )
 
     @classmethod

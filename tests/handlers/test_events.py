@@ -245,6 +245,11 @@ def _custom_resource(event: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _scheduled(event: dict[str, Any]) -> tuple[str, str, list[str]]:
+    scheduled = EventBridgeEvent(event)
+    return scheduled.source, scheduled.detail_type, scheduled.resources
+
+
 def _api(event: dict[str, Any]) -> tuple[str, str, str]:
     request = APIGatewayProxyEvent(event)
     return request.http_method, request.path, request.request_context.stage
@@ -258,6 +263,7 @@ READ_AS_HANDLER: dict[str, Callable[[dict[str, Any]], object]] = {
     "pre_traffic_hook": _hook,
     "post_traffic_hook": _hook,
     "publish_model_code": _custom_resource,
+    "release_check": _scheduled,
     "predict": _api,
     "approval_api": _api,
     "evaluate_model": lambda event: parse(event, model=EvaluateModelEvent),
