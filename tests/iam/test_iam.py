@@ -19,15 +19,19 @@ import pytest
 from tests.support_iam import (
     Check,
     Need,
+    allows,
     function_check,
     is_iam_action,
+    role_policy,
     state_machine_check,
 )
 from tests.support_template import (
     REPO,
     Stack,
     Template,
+    arn,
     load_sam,
+    ref_target,
     resources_of_type,
     sam_parameters_with_everything_on,
     transformed,
@@ -243,3 +247,94 @@ def test_a_task_on_a_resource_the_role_does_not_name_is_reported(
     assert [(n.action, n.resource) for n in check.missing(stack)] == [
         ("lambda:InvokeFunction", stack.attribute("PredictFunction", "Arn"))
     ]
+
+
+# ---------------------------------------------------------------- what a promotion's update does
+PIPELINE_OWNED = "ServingEndpoint"  # the one parameter the deploy state machine's update changes
+
+
+def _mentions(value: object, name: str) -> bool:
+    text = json.dumps(value)
+    return f'"Ref": "{name}"' in text or f"${{{name}}}" in text
+
+
+def _promotion_needs(template: Template, stack: Stack) -> list[Need]:
+    """What CloudFormation calls, with its caller's credentials, in a promotion's update: derived
+    from the transformed template (the resources a new ServingEndpoint changes)."""
+    resources = template["Resources"]
+    changed = {
+        k for k, v in resources.items() if _mentions(v.get("Properties", {}), PIPELINE_OWNED)
+    }
+    # an immutable version is replaced: whatever reads its attributes changes too
+    for logical_id, resource in resources.items():
+        for replaced in [k for k in changed if resources[k]["Type"] == "AWS::Lambda::Version"]:
+            if f'"Fn::GetAtt": ["{replaced}"' in json.dumps(resource.get("Properties", {})):
+                changed.add(logical_id)
+    kinds = {resources[k]["Type"] for k in changed}
+    assert kinds == {"AWS::Lambda::Function", "AWS::Lambda::Version", "AWS::Lambda::Alias"}, kinds
+
+    needs: list[Need] = [
+        Need(
+            "cloudformation:CreateChangeSet",
+            "arn:aws:cloudformation:us-east-1:aws:transform/Serverless-2016-10-31",
+        )
+    ]
+    for logical_id in sorted(changed):
+        resource = resources[logical_id]
+        props = resource["Properties"]
+        if resource["Type"] == "AWS::Lambda::Function":
+            function = stack.attribute(logical_id, "Arn")
+            needs += [
+                Need(a, function)
+                for a in ("lambda:GetFunction", "lambda:UpdateFunctionConfiguration")
+            ]
+            role = stack.resolve(props["Role"])
+            needs.append(
+                Need("iam:PassRole", role, (("iam:PassedToService", "lambda.amazonaws.com"),))
+            )
+            for layer in props.get("Layers", []):
+                name = stack.resolve(resources[ref_target(layer) or ""]["Properties"]["LayerName"])
+                needs.append(Need("lambda:GetLayerVersion", arn("lambda", f"layer:{name}:2")))
+        elif resource["Type"] == "AWS::Lambda::Version":
+            function = stack.attribute(props["FunctionName"]["Ref"], "Arn")
+            needs.append(Need("lambda:PublishVersion", function))
+        else:
+            alias = stack.ref(logical_id)
+            needs += [Need(a, alias) for a in ("lambda:GetAlias", "lambda:UpdateAlias")]
+            update = stack.resolve(resource["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"])
+            group = arn(
+                "codedeploy",
+                f"deploymentgroup:{update['ApplicationName']}/{update['DeploymentGroupName']}",
+            )
+            needs += [
+                Need(a, group) for a in ("codedeploy:CreateDeployment", "codedeploy:GetDeployment")
+            ]
+    return needs
+
+
+def _missing(template: Template, stack: Stack) -> list[tuple[str, str | None]]:
+    policy = role_policy(stack, "DeployStateMachineRole")
+    return [
+        (n.action, n.resource) for n in _promotion_needs(template, stack) if not allows(policy, n)
+    ]
+
+
+def test_the_deploy_role_may_do_what_a_promotion_update_does(
+    template: Template, stack: Stack
+) -> None:
+    """The deploy state machine starts the update, so CloudFormation acts with its role."""
+    assert not _missing(template, stack)
+
+
+def test_a_promotion_permission_removed_is_reported() -> None:
+    template = _without_statement(
+        transformed(EVERYTHING_ON), "DeployStateMachineRole", "UpdateBindsPredictToGreen"
+    )
+    missing = {action for action, _ in _missing(template, Stack(template, EVERYTHING_ON))}
+    assert {
+        "lambda:GetFunction",
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:PublishVersion",
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+    } == missing

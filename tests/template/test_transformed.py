@@ -11,6 +11,7 @@ from typing import Any
 import cfnlint.data.AdditionalSpecs  # type: ignore[import-untyped]
 import pytest
 
+from tests import support_template
 from tests.support_iam import Need, allows, is_iam_action, resource_types, role_policy
 from tests.support_template import (
     REPO,
@@ -500,3 +501,24 @@ def test_alarm_notifications_can_reach_their_topic(template: Template) -> None:
             ]
             for needed in ("kms:Decrypt", "kms:GenerateDataKey"):
                 assert allows(cloudwatch, Need(needed, "*")), f"{key_id}: CloudWatch needs {needed}"
+
+
+def test_a_new_layer_publishes_new_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change to the shared layer reaches production only through a canary: SAM publishes a
+    new version of the functions that use it (``PublishLambdaVersion`` on the layer)."""
+
+    def versions() -> set[str]:
+        template = translate(load_sam(), {}, packaged=True)
+        return {k for k, v in template["Resources"].items() if v["Type"] == "AWS::Lambda::Version"}
+
+    before = versions()
+    original = support_template.for_translator
+
+    def new_layer(sam: Template, root: Path = REPO, packaged: bool = False) -> Template:
+        document = original(sam, root, packaged)
+        document["Resources"]["CommonLayer"]["Properties"]["ContentUri"] = "s3://b/layer-v2.zip"
+        return document
+
+    monkeypatch.setattr(support_template, "for_translator", new_layer)
+    after = versions()
+    assert {v for v in before if v.startswith("PredictFunctionVersion")}.isdisjoint(after)

@@ -150,6 +150,10 @@ class Engine:
                     raise CloudFormationError(
                         f"Stack [{stack_name}] does not exist", code="ValidationError"
                     )
+                if stack.busy:  # one operation at a time per stack, change sets included
+                    raise CloudFormationError(
+                        f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated."
+                    )
             if use_previous_template:
                 body = stack.template_body
             if body is None:

@@ -42,7 +42,7 @@ NOT_EMULATED = {
     "AWS::SNS::Subscription": "email subscriptions (messages go to the outbox)",
     "AWS::ApiGateway::Deployment": "API deployments (routes are served as the API's body says)",
     "AWS::ApiGateway::Stage": "stage settings (throttling, tracing)",
-    "AWS::Lambda::LayerVersion": "layers: handlers import pipeline_common from the project",
+    "AWS::Lambda::LayerVersion": "layer contents: handlers import pipeline_common from the project",
 }
 REPLACE_ON: dict[str, set[str] | str] = {
     "AWS::S3::Bucket": {"BucketName"},
@@ -132,7 +132,6 @@ class Handlers:
         self.not_emulated: dict[str, str] = {}
         self._custom_answers: dict[str, dict[str, Any]] = {}
         self._custom_waits: dict[str, threading.Event] = {}
-        self._layer_versions: dict[str, int] = {}
         self.code_root = settings.workdir / "code"
         api.local_routes["/_local/cfn-response/"] = self._custom_response
 
@@ -423,6 +422,7 @@ class Handlers:
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": self._environment(props)},
             Description=props.get("Description", ""),
+            Layers=list(props.get("Layers", [])),
         )
         self.host.register(name, _function_code(ctx.logical_id, folder, props))
         return Realized(name, {"Arn": created["FunctionArn"]}, folder)
@@ -444,7 +444,7 @@ class Handlers:
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": self._environment(props)},
             Description=props.get("Description", ""),
-            Layers=[],  # layers are recorded, not emulated (see NOT_EMULATED)
+            Layers=list(props.get("Layers", [])),
         )
         _wait_for_update(lam, name)
         self.host.register(name, _function_code(ctx.logical_id, folder, props))
@@ -464,11 +464,25 @@ class Handlers:
         ctx.client("lambda").delete_function(FunctionName=function, Qualifier=version)
 
     def create_lambda_layerversion(self, ctx: Context, props: dict[str, Any]) -> Realized:
+        """Published as Lambda publishes it (a function's version changes with its layers); the
+        handlers still import the shared library from the project (see NOT_EMULATED)."""
         layer = props.get("LayerName") or ctx.name(64)
-        number = self._layer_versions[layer] = self._layer_versions.get(layer, 0) + 1
+        content = props["Content"]
+        published = ctx.client("lambda").publish_layer_version(
+            LayerName=layer,
+            Description=props.get("Description", ""),
+            Content={"S3Bucket": content["S3Bucket"], "S3Key": content["S3Key"]},
+            CompatibleRuntimes=props.get("CompatibleRuntimes", []),
+        )
         self.not_emulated[ctx.logical_id] = NOT_EMULATED["AWS::Lambda::LayerVersion"]
-        arn = ctx.arn("lambda", f"layer:{layer}:{number}")
+        arn = published["LayerVersionArn"]
         return Realized(arn, {"LayerVersionArn": arn})
+
+    def delete_lambda_layerversion(self, ctx: Context, record: Resource) -> None:
+        name, _, number = record.physical_id.rpartition(":")
+        ctx.client("lambda").delete_layer_version(
+            LayerName=name.rsplit(":", 1)[-1], VersionNumber=int(number)
+        )
 
     def create_lambda_alias(self, ctx: Context, props: dict[str, Any]) -> Realized:
         alias = ctx.client("lambda").create_alias(
