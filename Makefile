@@ -80,7 +80,7 @@ test: lint tools ## lint, then every test (and the handlers' tests again on Pyth
 	$(MAKE) --no-print-directory test-py312
 
 .PHONY: demo
-demo: install ## run the demo
+demo: install tools ## run the demo (the SAM CLI deploys a code change in it)
 	$(RUN) safe-deploy demo
 
 .PHONY: bench

@@ -4,8 +4,10 @@
    approved -> first promotion -> production serves.
 2. Month 2 -> retrain -> approved -> canary: ~10% of live traffic on green while it bakes ->
    post-traffic hook passes on green's capture -> 100% -> blue deleted.
-3. Drifted traffic -> a monitoring run -> violations by feature.
-4. A report folder (HTML and plots).
+3. A person changes the predict code and runs the real ``sam deploy``: CloudFormation canaries
+   it, the hooks compare the new code's answers with the current code's, the model stays.
+4. Drifted traffic -> a monitoring run -> violations by feature.
+5. A report folder (HTML and plots).
 
 A failure scenario runs month 1 to production, then a month 2 that fails in one way; it must end
 with blue serving, nothing orphaned, no failed client request, and a one-line explanation.
@@ -13,6 +15,7 @@ with blue serving, nothing orphaned, no failed client request, and a one-line ex
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -23,14 +26,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
+from rich.markup import escape
 
 from model.prepare import trips_table
 from model.schema import FEATURES
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
-from safe_deploy import ops
+from safe_deploy import ops, samcli
 from safe_deploy.console import StageFailed, Stages
 from safe_deploy.localcloud.cloud import LocalCloud
+from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
 from safe_deploy.scenarios import SCENARIOS
@@ -38,6 +43,18 @@ from safe_deploy.target import Target
 from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog
 
 MONTH_ROWS = 120_000
+REVISION_HEADER = "X-Predict-Revision"
+# The demo's code change: the predict function names its revision in every answer.
+PREDICT_REVISION = f'''
+
+_serve = lambda_handler
+
+
+def lambda_handler(event, context):  # type: ignore[no-redef]
+    answer = _serve(event, context)
+    answer.setdefault("headers", {{}})["{REVISION_HEADER}"] = "demo"
+    return answer
+'''
 SCENARIO_PARAMETERS = {"approval-times-out": {"ApprovalTimeoutSeconds": "600"}}
 TRAINING_TIMEOUT = 180.0
 
@@ -323,6 +340,84 @@ class Demo:
                 "post_traffic": hook_log,
             }
             return model_id
+
+    # ------------------------------------------------------------------ stage 3
+    def code_deploy(self, project_root: Path) -> None:
+        """A person changes the predict function and deploys it with the real ``sam deploy``
+        while a model serves: CloudFormation canaries the new code through CodeDeploy, the
+        hooks compare its answers with the current code's, and the model does not change."""
+        with self.stages.stage(
+            "a person changes the predict code and runs sam deploy: canaried, same model"
+        ):
+            if samcli.find(project_root) is None:
+                self.stages.say(f"{samcli.SAM} is missing (make tools): skipped")
+                return
+            serving = ops.release(self.target).production_endpoint
+            stack = self.cloud.settings.stack_name
+            # What `sam build` would package: the handler, changed to say its revision.
+            change = self.workdir / "code-change"
+            shutil.copytree(project_root / "functions" / "predict", change / "predict")
+            app = change / "predict" / "app.py"
+            app.write_text(app.read_text() + PREDICT_REVISION)
+            s3, bucket = self.target.client("s3"), f"{stack}-packages".lower()
+            uri = Packager(project_root, s3, bucket).upload(zip_folder(change / "predict"), ".zip")
+            body = self.target.client("cloudformation").get_template(StackName=stack)[
+                "TemplateBody"
+            ]
+            template = body if isinstance(body, dict) else json.loads(body)
+            template["Resources"]["PredictFunction"]["Properties"]["CodeUri"] = uri
+            (change / "template.json").write_text(json.dumps(template))
+            self.stages.say(f"$ sam deploy --template-file {change / 'template.json'} ...")
+            since = len(self.cloud.feed.items)
+            result = samcli.run(
+                project_root,
+                [
+                    "deploy",
+                    "--template-file",
+                    str(change / "template.json"),
+                    "--stack-name",
+                    stack,
+                    "--s3-bucket",
+                    bucket,
+                    "--capabilities",
+                    "CAPABILITY_IAM",
+                    "--no-confirm-changeset",
+                    "--no-progressbar",
+                ],
+                cwd=change,
+                cloud=self.cloud.client_environment(),
+            )
+            last = [line for line in result.stdout.splitlines() if line.strip()][-1:]
+            self.stages.say(f"sam deploy: {last[0] if last else result.stderr.strip()}")
+            if result.returncode != 0:
+                raise StageFailed("sam deploy", result.stderr.strip() or "\n".join(last))
+            for activity in self.cloud.feed.items[since:]:
+                if activity.source == "codedeploy":
+                    self.stages.say(f"  {escape(activity.message)}")
+            verdict = self._hook_summary("PreTrafficHook")
+            if verdict:
+                self.stages.say(f"  hook verdict: {verdict}")
+            answer = self.target.signed(
+                "POST", "/predict", b"12.5,1,2.4", {"Content-Type": "text/csv"}
+            )
+            endpoint = answer.headers.get("X-SageMaker-Endpoint")
+            revision = answer.headers.get(REVISION_HEADER)
+            self.stages.say(
+                f"a request now: {answer.status_code}, {REVISION_HEADER}: {revision}, "
+                f"answered by {endpoint}"
+            )
+            if (answer.status_code, revision, endpoint) != (200, "demo", serving):
+                raise StageFailed("sam deploy", "the new code does not serve the same model")
+            self.notes["code_deploy"] = {
+                "serving": serving,
+                "revision": revision,
+                "hook": verdict,
+                "shifts": [
+                    a.message
+                    for a in self.cloud.feed.items[since:]
+                    if a.source == "codedeploy" and "% of live" in a.message
+                ],
+            }
 
     def _hook_summary(self, logical_id: str) -> str | None:
         import json
@@ -614,6 +709,7 @@ def run_demo(
             return demo.scenario(scenario)
         demo.first_model()
         demo.canary()
+        demo.code_deploy(project_root)
         demo.drift()
         return demo.write_report()
     finally:

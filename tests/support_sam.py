@@ -5,32 +5,23 @@
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from safe_deploy.localcloud.api import LOCAL_SECRET
-from safe_deploy.localcloud.cloud import LOCAL_ACCESS_KEY, LocalCloud
+from safe_deploy import samcli
+from safe_deploy.localcloud.cloud import LocalCloud
 
 REPO = Path(__file__).resolve().parents[1]
-SAM = REPO / ".tools" / "sam" / "bin" / "sam"
-PYTHON312_DIR = REPO / "scripts" / "python312-dir"
 
 
 def sam() -> Path:
-    if not SAM.exists():
-        pytest.skip(f"{SAM.relative_to(REPO)} is missing: run `make tools`")
-    return SAM
-
-
-def _python312() -> str:
-    found = subprocess.run(
-        [str(PYTHON312_DIR)], capture_output=True, text=True, check=True, timeout=60
-    )
-    return found.stdout.strip()
+    found = samcli.find(REPO)
+    if found is None:
+        pytest.skip(f"{samcli.SAM} is missing: run `make tools`")
+    return found
 
 
 def run(
@@ -41,26 +32,9 @@ def run(
     timeout: int = 600,
 ) -> subprocess.CompletedProcess[str]:
     """``sam ARGUMENTS`` with telemetry off, pointed at ``cloud`` when one is given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
-    env.update(SAM_CLI_TELEMETRY="0", PATH=f"{_python312()}{os.pathsep}{env.get('PATH', '')}")
-    if cloud is not None:
-        env.update(
-            AWS_ENDPOINT_URL=cloud.aws_url,
-            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET,
-            AWS_DEFAULT_REGION=cloud.settings.region,
-            AWS_REGION=cloud.settings.region,
-        )
-    return subprocess.run(
-        [str(sam()), *arguments],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    sam()
+    return samcli.run(
+        REPO, arguments, cwd, cloud.client_environment() if cloud else None, stdin, timeout
     )
 
 

@@ -238,6 +238,16 @@ class LocalCloud:
         make: Callable[..., Any] = boto3.client
         return make(service, region_name=self.settings.region, endpoint_url=self.aws_url)
 
+    def client_environment(self) -> dict[str, str]:
+        """What ``safe-deploy local env`` exports: a client's endpoint, region, credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_REGION": self.settings.region,
+        }
+
     def write_connection_file(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(

@@ -78,6 +78,18 @@ def said(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout[-6000:] + result.stderr[-3000:]
 
 
+def failures(demo: Demo) -> list[str]:
+    """The reasons of the stack's failed resources, newest first (what a person would read)."""
+    events = demo.target.client("cloudformation").describe_stack_events(
+        StackName=demo.cloud.settings.stack_name
+    )["StackEvents"]
+    return [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+        for e in events
+        if e["ResourceStatus"].endswith("_FAILED")
+    ]
+
+
 def test_a_code_deploy_before_any_model_serves(demo: Demo, project: Path) -> None:
     """The first thing a new user does: deploy. No model exists; the hooks say so and pass."""
     since = len(demo.cloud.feed.items)

@@ -10,6 +10,7 @@ from pipeline_common.capture import parse_record
 from safe_deploy import ops
 from safe_deploy.demo import Demo
 from tests.e2e.conftest import (
+    ROOT,
     live_version_endpoint,
     outbox,
     sagemaker_resources,
@@ -86,6 +87,20 @@ def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo) -> None:
     assert len(client_records) >= 20
     assert all(len(r.input_data.split(",")) == 3 for r in client_records)
     assert all(float(r.output_data.strip()) > 0 for r in client_records)
+
+
+def test_a_persons_code_deploy_is_canaried_and_keeps_the_model(demo: Demo) -> None:
+    """The demo's chapter with the real ``sam deploy``: the new code goes through CodeDeploy's
+    canary (10%, then 100%), the hooks compare its answers with the current code's, and the
+    model serving does not change."""
+    serving = ops.release(demo.target).production_endpoint
+    demo.code_deploy(ROOT)
+    chapter = demo.notes["code_deploy"]
+    assert chapter["serving"] == serving == ops.release(demo.target).production_endpoint
+    assert chapter["revision"] == "demo"
+    assert any("10% of live" in s for s in chapter["shifts"]), chapter["shifts"]
+    assert any("100% of live" in s for s in chapter["shifts"]), chapter["shifts"]
+    assert "as version" in (chapter["hook"] or ""), chapter["hook"]
 
 
 def test_drifted_traffic_is_reported_by_feature(demo: Demo) -> None:

@@ -33,7 +33,7 @@ def _files(folder: Path) -> list[Path]:
     )
 
 
-def _zip_folder(folder: Path) -> bytes:
+def zip_folder(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in _files(folder):
@@ -62,7 +62,7 @@ def _makefile_build(root: Path, logical_id: str, code_uri: Path, working: Path) 
             check=True,
             capture_output=True,
         )
-        return _zip_folder(Path(artifacts))
+        return zip_folder(Path(artifacts))
 
 
 class Packager:
@@ -89,7 +89,7 @@ class Packager:
             if metadata.get("BuildMethod") == "makefile":
                 data = _makefile_build(self.root, logical_id, folder, working)
             else:
-                data = _zip_folder(folder)
+                data = zip_folder(folder)
             self.cache.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(data)
         return self.upload(data, ".zip")
