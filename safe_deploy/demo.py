@@ -44,17 +44,23 @@ from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog
 
 MONTH_ROWS = 120_000
 REVISION_HEADER = "X-Predict-Revision"
-# The demo's code change: the predict function names its revision in every answer.
-PREDICT_REVISION = f'''
+
+
+def predict_revision(value: str) -> str:
+    """A change a person might make to the predict function: every answer names the code's
+    revision (appended to ``functions/predict/app.py``)."""
+    return f'''
 
 _serve = lambda_handler
 
 
 def lambda_handler(event, context):  # type: ignore[no-redef]
     answer = _serve(event, context)
-    answer.setdefault("headers", {{}})["{REVISION_HEADER}"] = "demo"
+    answer.setdefault("headers", {{}})["{REVISION_HEADER}"] = "{value}"
     return answer
 '''
+
+
 SCENARIO_PARAMETERS = {"approval-times-out": {"ApprovalTimeoutSeconds": "600"}}
 TRAINING_TIMEOUT = 180.0
 
@@ -358,7 +364,7 @@ class Demo:
             change = self.workdir / "code-change"
             shutil.copytree(project_root / "functions" / "predict", change / "predict")
             app = change / "predict" / "app.py"
-            app.write_text(app.read_text() + PREDICT_REVISION)
+            app.write_text(app.read_text() + predict_revision("demo"))
             s3, bucket = self.target.client("s3"), f"{stack}-packages".lower()
             uri = Packager(project_root, s3, bucket).upload(zip_folder(change / "predict"), ".zip")
             body = self.target.client("cloudformation").get_template(StackName=stack)[

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -65,3 +66,10 @@ def built(project: Path) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"sam build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return build
+
+
+def built_project(folder: Path) -> Path:
+    """A project folder as ``make build`` leaves one: the build, and samconfig.toml."""
+    built(folder)
+    shutil.copy(REPO / "samconfig.toml", folder / "samconfig.toml")
+    return folder

@@ -43,8 +43,13 @@ def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
 _Loader.add_multi_constructor("!", _tag)
 
 
+def parse_yaml(text: str) -> Any:
+    """YAML with CloudFormation's short tags (``!Ref`` becomes ``{"Ref": ...}``)."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def load(path: Path) -> dict[str, Any]:
-    document = yaml.load(path.read_text(), Loader=_Loader)
+    document = parse_yaml(path.read_text())
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path}: not a CloudFormation template")
     return document

@@ -7,7 +7,6 @@ production record, and no endpoint left behind.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -18,18 +17,16 @@ import pytest
 import requests
 
 from safe_deploy import ops
-from safe_deploy.demo import Demo
+from safe_deploy.demo import REVISION_HEADER, Demo, predict_revision
 from tests.e2e.conftest import live_version_endpoint, sagemaker_resources, start_demo
 from tests.e2e.test_sam_deploy import (
-    PREDICT_CHANGE,
-    REVISION_HEADER,
     failures,
     said,
     sam_deploy,
     serving,
     stack_status,
 )
-from tests.support_sam import REPO, built
+from tests.support_sam import built_project
 
 ROWS = "12.5,1,2.4"
 
@@ -48,10 +45,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("project")
-    built(folder)
-    shutil.copy(REPO / "samconfig.toml", folder / "samconfig.toml")
-    return folder
+    return built_project(tmp_path_factory.mktemp("project"))
 
 
 def consistent(demo: Demo) -> str:
@@ -76,7 +70,7 @@ def revision(demo: Demo) -> str | None:
 def change_predict(project: Path, value: str) -> None:
     app = project / ".aws-sam" / "build" / "PredictFunction" / "app.py"
     text = app.read_text().split("\n\n_serve = lambda_handler")[0]
-    app.write_text(text + PREDICT_CHANGE.replace('= "2"', f'= "{value}"'))
+    app.write_text(text + predict_revision(value))
 
 
 def test_the_first_promotion_is_not_rolled_back_by_noise(demo: Demo) -> None:

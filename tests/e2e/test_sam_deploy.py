@@ -10,39 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from safe_deploy import ops
-from safe_deploy.demo import Demo
+from safe_deploy.demo import REVISION_HEADER, Demo, predict_revision
 from tests.e2e.conftest import live_version_endpoint, sagemaker_resources
-from tests.support_sam import REPO, built, run
+from tests.support_sam import built_project, run
 from tests.support_template import load_sam
-
-REVISION_HEADER = "X-Predict-Revision"
-# A change a person might make to the predict function: a header naming the code's revision.
-PREDICT_CHANGE = f'''
-
-_serve = lambda_handler
-
-
-def lambda_handler(event, context):  # type: ignore[no-redef]
-    answer = _serve(event, context)
-    answer.setdefault("headers", {{}})["{REVISION_HEADER}"] = "2"
-    return answer
-'''
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project folder as ``make build`` leaves it: the build, and samconfig.toml."""
-    folder = tmp_path_factory.mktemp("project")
-    built(folder)
-    shutil.copy(REPO / "samconfig.toml", folder / "samconfig.toml")
-    return folder
+    return built_project(tmp_path_factory.mktemp("project"))
 
 
 def sam_deploy(
@@ -133,7 +115,7 @@ def test_a_code_deploy_after_two_promotions_keeps_the_promoted_model(
     version_before, _, _ = live_version_endpoint(demo)
 
     app = project / ".aws-sam" / "build" / "PredictFunction" / "app.py"
-    app.write_text(app.read_text() + PREDICT_CHANGE)
+    app.write_text(app.read_text() + predict_revision("2"))
     since = len(demo.cloud.feed.items)
     result = sam_deploy(demo, project)
     assert result.returncode == 0, said(result)

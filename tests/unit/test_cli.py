@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner, Result
 
 from model.schema import FEATURES
@@ -110,3 +111,35 @@ def test_prepare_progress_names_the_file_as_given(small_month_csv: Path, tmp_pat
     result = _run("data", "prepare", str(source), "--out", str(tmp_path / "out"))
 
     assert f"reading {source}" in result.stdout
+
+
+def test_local_env_exports_what_points_clients_at_the_local_cloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = tmp_path / "local.json"
+    connection.write_text(
+        json.dumps(
+            {
+                "aws_endpoint_url": "http://127.0.0.1:4566",
+                "region": "us-east-1",
+                "access_key": "local-operator",
+                "secret_key": "testing",
+            }
+        )
+    )
+    monkeypatch.setenv("SAFE_DEPLOY_LOCAL", str(connection))
+    result = CliRunner().invoke(main, ["local", "env"])
+    assert result.exit_code == 0, result.output
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4566" in result.output
+    assert "export AWS_DEFAULT_REGION=us-east-1" in result.output
+    assert "export AWS_SECRET_ACCESS_KEY=testing" in result.output
+    assert "unset AWS_PROFILE AWS_SESSION_TOKEN" in result.output
+
+
+def test_local_env_without_a_running_local_cloud_says_how_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFE_DEPLOY_LOCAL", str(tmp_path / "missing.json"))
+    result = CliRunner().invoke(main, ["local", "env"])
+    assert result.exit_code != 0
+    assert "safe-deploy local up" in result.output

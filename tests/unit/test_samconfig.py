@@ -51,3 +51,17 @@ def test_nothing_account_or_model_specific() -> None:
     for path, value in settings:
         assert not re.search(r"\b\d{12}\b", str(value)), f"{path} holds an account id"
         assert not re.search(r"arn:aws", str(value)), f"{path} holds an ARN"
+
+
+def test_the_local_profile_deploys_into_the_running_local_cloud() -> None:
+    """``sam deploy --config-env local`` after ``eval "$(safe-deploy local env)"``: the stack
+    ``local up`` made, no prompt, the SAM CLI's own managed bucket; the region comes from the
+    environment ``local env`` exports."""
+    from safe_deploy.localcloud.state import LocalSettings
+
+    local = CONFIG["local"]
+    assert local["global"]["parameters"]["stack_name"] == LocalSettings.stack_name
+    deploy = local["deploy"]["parameters"]
+    assert deploy["capabilities"].split() == ["CAPABILITY_IAM"]
+    assert deploy["confirm_changeset"] is False
+    assert deploy["resolve_s3"] is True

@@ -17,7 +17,7 @@ from samtranslator.translator.managed_policy_translator import (  # type: ignore
 )
 
 from safe_deploy.localcloud.cloudformation.model import CloudFormationError
-from safe_deploy.localcloud.template import Evaluator, references
+from safe_deploy.localcloud.template import Evaluator, parse_yaml, references
 
 SERVERLESS = "AWS::Serverless-2016-10-31"
 IAM_TYPES = ("AWS::IAM::",)
@@ -42,33 +42,13 @@ class OfflinePolicyLoader(ManagedPolicyLoader):  # type: ignore[misc]
         return dict(MANAGED_POLICIES)
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
-    pass
-
-
-def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
 def parse(body: str) -> dict[str, Any]:
     """A template body, JSON or YAML (with CloudFormation's short tags)."""
     try:
         document = json.loads(body)
     except ValueError:
         try:
-            document = yaml.load(body, Loader=_Loader)
+            document = parse_yaml(body)
         except yaml.YAMLError as exc:
             raise CloudFormationError(
                 f"Template format error: YAML not well-formed. {exc}"
