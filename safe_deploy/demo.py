@@ -361,7 +361,7 @@ class Demo:
             serving = ops.release(self.target).production_endpoint
             stack = self.cloud.settings.stack_name
             # What `sam build` would package: the handler, changed to say its revision.
-            change = self.workdir / "code-change"
+            change = (self.workdir / "code-change").resolve()
             shutil.copytree(project_root / "functions" / "predict", change / "predict")
             app = change / "predict" / "app.py"
             app.write_text(app.read_text() + predict_revision("demo"))
