@@ -172,6 +172,23 @@ def test_a_stale_samconfig_never_changes_the_model(demo: Demo, project: Path) ->
     assert sagemaker_resources(demo)["endpoints"] == [promoted]
 
 
+def test_sam_deploy_creates_a_new_stack_and_sam_delete_removes_it(
+    demo: Demo, project: Path
+) -> None:
+    """A second stack of the application, created by the SAM CLI from nothing."""
+    name = "safe-deploy-second"
+    result = sam_deploy(demo, project, "--stack-name", name)
+    assert result.returncode == 0, said(result)
+    cloudformation = demo.target.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {o["OutputKey"] for o in stack["Outputs"]} >= {"ApiUrl", "PredictFunctionName"}
+    deleted = run(["delete", "--stack-name", name, "--no-prompts"], cloud=demo.cloud)
+    assert deleted.returncode == 0, said(deleted)
+    gone = cloudformation.list_stacks(StackStatusFilter=["DELETE_COMPLETE"])["StackSummaries"]
+    assert stack["StackId"] in {s["StackId"] for s in gone}
+
+
 def test_sam_delete_removes_the_stack_and_keeps_the_data(demo: Demo) -> None:
     data = demo.target.output("DataBucketName")
     result = run(
