@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import requests
 
 from safe_deploy import ops
 from safe_deploy.demo import REVISION_HEADER, Demo, predict_revision
-from tests.e2e.conftest import live_version_endpoint, sagemaker_resources, start_demo
+from tests.e2e.conftest import live_version_endpoint, sagemaker_resources
 from tests.e2e.test_sam_deploy import (
     failures,
     said,
@@ -29,18 +28,7 @@ from tests.e2e.test_sam_deploy import (
 from tests.support_sam import built_project
 
 ROWS = "12.5,1,2.4"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """A bake long enough (12 s here) for a person's deploy to meet a promotion's update."""
-    cloud, story = start_demo(
-        tmp_path_factory.mktemp("order"), {"DeploymentType": "Canary10Percent10Minutes"}
-    )
-    try:
-        yield story
-    finally:
-        cloud.stop()
+LONG_CANARY = "Canary10Percent30Minutes"
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +101,9 @@ def test_three_simultaneous_approvals_end_consistent(demo: Demo) -> None:
 def test_a_code_deploy_during_a_promotion_is_refused_and_then_goes_through(
     demo: Demo, project: Path
 ) -> None:
-    warm = sam_deploy(demo, project)  # the artifacts are in S3: the next deploy starts at once
+    # A person lengthens the canary (36 s here: long enough for their next deploy to meet a
+    # promotion's update); the artifacts are then in S3, so that deploy starts at once.
+    warm = sam_deploy(demo, project, "--parameter-overrides", f"DeploymentType={LONG_CANARY}")
     assert warm.returncode == 0, said(warm) + "\n".join(failures(demo))
     model = demo.upload(demo.month(5))
     link = demo.to_approval(model)

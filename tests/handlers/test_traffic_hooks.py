@@ -235,11 +235,14 @@ class Versions:
 def versions(monkeypatch: pytest.MonkeyPatch) -> Versions:
     from moto.awslambda.models import LambdaBackend
     from moto.awslambda.responses import LambdaResponse
+    from moto.awslambda_simple.models import LambdaSimpleBackend
 
     from safe_deploy.localcloud import fixes
 
     recorded = Versions()
+    # whichever backend moto's settings pick (a local cloud earlier in the run turns Docker off)
     monkeypatch.setattr(LambdaBackend, "invoke", recorded.invoke)
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", recorded.invoke)
     monkeypatch.setattr(LambdaResponse, "invoke", fixes.lambda_invoke)  # honours ?Qualifier=
     return recorded
 
