@@ -121,7 +121,9 @@ def test_a_code_deploy_during_a_promotion_is_refused_and_then_goes_through(
     assert run.status == "SUCCEEDED", demo.explain(run)
     assert consistent(demo) == f"{model}-prod"
 
-    again = sam_deploy(demo, project)
+    again = sam_deploy(
+        demo, project, "--parameter-overrides", "DeploymentType=Canary10Percent5Minutes"
+    )
     assert again.returncode == 0, said(again) + "\n".join(failures(demo))
     assert consistent(demo) == f"{model}-prod"
     assert revision(demo) == "3"
