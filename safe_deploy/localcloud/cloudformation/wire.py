@@ -213,7 +213,7 @@ def install(engine: Engine) -> None:
             }
         )
 
-    def create_stack(self: CloudFormationResponse) -> ActionResult:
+    def stack_operation(self: CloudFormationResponse, update: bool) -> ActionResult:
         stack = engine.create_or_update_stack(
             self._get_param("StackName"),
             body_of(self),
@@ -221,22 +221,16 @@ def install(engine: Engine) -> None:
             self._get_param("Capabilities", []) or [],
             tags_of(self),
             self._get_param("RoleARN"),
-            update=False,
+            update=update,
+            use_previous_template=update and self._get_bool_param("UsePreviousTemplate", False),
         )
         return ActionResult({"StackId": stack.stack_id})
 
+    def create_stack(self: CloudFormationResponse) -> ActionResult:
+        return stack_operation(self, update=False)
+
     def update_stack(self: CloudFormationResponse) -> ActionResult:
-        stack = engine.create_or_update_stack(
-            self._get_param("StackName"),
-            body_of(self),
-            self._get_param("Parameters", []) or [],
-            self._get_param("Capabilities", []) or [],
-            tags_of(self),
-            self._get_param("RoleARN"),
-            update=True,
-            use_previous_template=self._get_bool_param("UsePreviousTemplate", False),
-        )
-        return ActionResult({"StackId": stack.stack_id})
+        return stack_operation(self, update=True)
 
     def delete_stack(self: CloudFormationResponse) -> EmptyResult:
         engine.delete_stack(self._get_param("StackName"))
