@@ -53,6 +53,8 @@ def install(feed: ActivityFeed) -> None:
     def send_to_targets(
         self: Any, original_event: dict[str, Any], transform_input: bool = True
     ) -> None:
+        if not self.event_pattern.get_pattern():
+            return  # a scheduled rule matches no event (moto's empty pattern matches them all)
         if not self.event_pattern.matches_event(original_event):
             return
         event = aws_shaped(original_event)

@@ -139,17 +139,22 @@ class HandlerHost:
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
             module: ModuleType = importlib.util.module_from_spec(spec)
-            saved = dict(os.environ)
-            os.environ.update(self.base_env)
-            os.environ.update(environment)
+            # Only the function's own variables change, and only for the import (handlers
+            # read their settings then): other threads keep seeing every other variable.
+            values = {**self.base_env, **environment}
+            saved = {name: os.environ.get(name) for name in values}
+            os.environ.update(values)
             try:
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
                 self._keep_logs(function_name, out.getvalue())
                 self._route_logger()
             finally:
-                os.environ.clear()
-                os.environ.update(saved)
+                for name, previous in saved.items():
+                    if previous is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = previous
             handler: Handler = getattr(module, attribute)
             self._modules[key] = handler
             return handler
