@@ -359,7 +359,7 @@ class Engine:
             if replacing
             else None,
         )
-        context = self.handlers.context(stack, logical_id, update_policy, self.evaluator)
+        context = self.handlers.context(stack, logical_id, update_policy)
         try:
             if record is None or replacing:
                 realized = self.handlers.create(context, kind, props)
@@ -422,7 +422,7 @@ class Engine:
     def _restore(self, stack: Stack, current: Resource, before: Resource) -> None:
         stack.event(current.logical_id, current.physical_id, current.type, "UPDATE_IN_PROGRESS")
         context = self.handlers.context(
-            stack, current.logical_id, before.update_policy, self.evaluator, rolling_back=True
+            stack, current.logical_id, before.update_policy, rolling_back=True
         )
         try:
             realized = self.handlers.update(context, current, before.properties)
@@ -447,7 +447,7 @@ class Engine:
             stack.event(record.logical_id, record.physical_id, record.type, "DELETE_SKIPPED")
         else:
             stack.event(record.logical_id, record.physical_id, record.type, "DELETE_IN_PROGRESS")
-            context = self.handlers.context(stack, record.logical_id, {}, self.evaluator)
+            context = self.handlers.context(stack, record.logical_id, {})
             try:
                 self.handlers.delete(context, record)
             except Exception as exc:  # CloudFormation reports it and goes on with the cleanup

@@ -144,7 +144,6 @@ class Handlers:
         stack: Stack,
         logical_id: str,
         update_policy: dict[str, Any],
-        evaluator: Any,
         rolling_back: bool = False,
     ) -> Context:
         return Context(self, stack, logical_id, update_policy, rolling_back)
