@@ -11,6 +11,8 @@ RUN         := $(UV) run --frozen --no-sync
 SAM_ENV     := $(TOOLS)/sam
 SAM         := $(SAM_ENV)/bin/sam
 SAM_LOCK    := scripts/sam-requirements.txt
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV_LOCK := scripts/checkov-requirements.txt
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 
@@ -35,12 +37,18 @@ $(SAM_ENV)/.synced: $(UV) $(SAM_LOCK)
 	$(UV) pip sync --quiet --python $(SAM_ENV) --require-hashes $(SAM_LOCK)
 	@touch $@
 
+# checkov (the template's static analysis) pins its own versions of boto3 and friends as well.
+$(CHECKOV_ENV)/.synced: $(UV) $(CHECKOV_LOCK)
+	test -x $(CHECKOV_ENV)/bin/python || $(UV) venv --quiet --python 3.11 $(CHECKOV_ENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_ENV) --require-hashes $(CHECKOV_LOCK)
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
 .PHONY: tools
-tools: $(SAM_ENV)/.synced node_modules/.installed ## the SAM CLI (.tools/sam) and the ASL validator (node_modules)
+tools: $(SAM_ENV)/.synced $(CHECKOV_ENV)/.synced node_modules/.installed ## the SAM CLI (.tools/sam), checkov (.tools/checkov) and the ASL validator (node_modules)
 
 .PHONY: validate
 validate: tools install ## sam validate --lint and cfn-lint on template.yaml
