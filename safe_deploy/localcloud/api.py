@@ -2,8 +2,21 @@
 
 Each request becomes a real API Gateway REST proxy event (v1) for the route's function; a function
 with ``AutoPublishAlias`` is invoked through its alias, so the alias's routing weights pick the
-version (the canary split). ``AWS_IAM`` routes check a SigV4 signature made with the local
-credentials. The API's metrics (Count, 4XXError, 5XXError, Latency) reach the local CloudWatch.
+version (the canary split). The API's metrics (Count, 4XXError, 5XXError, Latency) reach the local
+CloudWatch. What API Gateway refuses, the local API refuses, in API Gateway's words:
+
+- ``AWS_IAM`` routes need a SigV4 signature as API Gateway checks it (``sigv4``); the event's
+  ``requestContext.identity`` names the signer (``userArn``, ``caller``, ``user``, ``accessKey``,
+  ``accountId``): a user or role session of moto's IAM, or the local catch-all principal
+  ``user/<access key>`` signing with ``LOCAL_SECRET``;
+- an API's resource policy is enforced on every route (``resource_policy``): 403
+  ``{"Message": "User: ... is not authorized to perform: execute-api:Invoke on resource: ..."}``;
+- a function with reserved concurrency answers more concurrent requests than it reserves with
+  Lambda's throttle, which API Gateway turns into a 500 ``Internal server error`` (AWS Lambda
+  Developer Guide, "Handling Lambda errors with an API Gateway API": an invocation Lambda rejects
+  is a 500). Only requests through this API are counted, not direct invocations;
+- a stage with ``AccessLogSetting`` gets one line per request, refused ones included
+  (``access_log``).
 
 Payloads are converted by the API's ``binaryMediaTypes`` as a REST API with Lambda proxy
 integration converts them (AWS, "Binary media types for REST APIs in API Gateway" and "Content
@@ -25,25 +38,33 @@ import base64
 import binascii
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from moto.awslambda.utils import get_backend as lambda_backend
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from safe_deploy.localcloud.access_log import AccessLogSetting, AccessLogWriter, render
 from safe_deploy.localcloud.metrics import MetricStore
+from safe_deploy.localcloud.resource_policy import (
+    Invocation,
+    ResourcePolicy,
+    authorize,
+    execute_api_arn,
+)
+from safe_deploy.localcloud.sigv4 import Principal, Refusal, authenticate, find_principal
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 LOCAL_SECRET = "testing"  # the local cloud's credentials: any access key, this secret
+INTERNAL_ERROR = "Internal server error"
 
 
 def template_media_types(values: list[Any]) -> list[str]:
@@ -104,11 +125,104 @@ class Route:
     authorizer: str  # "NONE" or "AWS_IAM"
     api_name: str
     stage: str
+    api_id: str = ""  # the RestApi's physical id: resource policies and stages are per API
 
     @property
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
         return re.compile(f"^{regex}$")
+
+    @property
+    def api(self) -> str:
+        return self.api_id or self.api_name
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """What an ``AWS::ApiGateway::Stage`` sets that the local API acts on."""
+
+    access_log: AccessLogSetting | None = None
+
+
+@dataclass
+class Exchange:
+    """One request as API Gateway sees it: what its access log line and metrics are made of."""
+
+    request: Request
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    extended_request_id: str = field(
+        default_factory=lambda: base64.b64encode(secrets.token_bytes(12)).decode()
+    )
+    received: float = field(default_factory=time.time)
+    clock_start: float = field(default_factory=time.perf_counter)
+    stage: str = ""
+    path: str = "/"
+    route: Route | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    integration_latency_ms: int | None = None
+    integration_status: int | None = None
+    status: int = 0
+    response_length: int = 0
+    latency_ms: float = 0.0
+
+    def finish(self, response: Response) -> None:
+        self.status = response.status_code
+        self.response_length = len(response.get_data())
+        self.latency_ms = (time.perf_counter() - self.clock_start) * 1000
+
+    def variables(self) -> dict[str, object]:
+        """``$context`` variables by name (``identity.sourceIp``)."""
+        received = datetime.fromtimestamp(self.received, UTC)
+        route = self.route
+        values: dict[str, object] = {
+            "requestId": self.request_id,
+            "extendedRequestId": self.extended_request_id,
+            "httpMethod": self.request.method,
+            "resourcePath": route.path if route else None,
+            "path": f"/{self.stage}{self.path}",
+            "stage": self.stage,
+            "apiId": route.api if route else None,
+            "status": self.status,
+            "protocol": self.request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            "domainName": self.request.host,
+            "requestTime": received.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(self.received * 1000),
+            "responseLength": self.response_length,
+            "responseLatency": int(self.latency_ms),
+            "integrationLatency": self.integration_latency_ms,
+            "integration.latency": self.integration_latency_ms,
+            "integrationStatus": self.integration_status,
+            "integration.status": self.integration_status,
+            "error.message": self.error,
+            "error.messageString": json.dumps(self.error) if self.error else None,
+        }
+        for name, value in self.identity.items():
+            values[f"identity.{name}"] = value
+        return values
+
+
+class ConcurrencyGate:
+    """Invocations in flight per function, held to the function's reserved concurrency."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+
+    @contextmanager
+    def slot(self, function: str, limit: int | None) -> Iterator[bool]:
+        """Yields whether the invocation may run (``False``: Lambda throttles it)."""
+        with self._lock:
+            running = self._in_flight.get(function, 0)
+            admitted = limit is None or running < limit
+            if admitted:
+                self._in_flight[function] = running + 1
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                with self._lock:
+                    self._in_flight[function] -= 1
 
 
 @dataclass
@@ -119,7 +233,15 @@ class LocalApi:
     routes: list[Route] = field(default_factory=list)
     binary_media_types: list[str] = field(default_factory=list)  # "image/png", "*/*"
     local_routes: dict[str, Callable[[Request], Response]] = field(default_factory=dict)
+    policies: dict[str, ResourcePolicy] = field(default_factory=dict)  # by API id
+    stages: dict[tuple[str, str], StageSettings] = field(default_factory=dict)  # (API id, stage)
+    # API Gateway's account settings: (account, region) -> the CloudWatch Logs role ARN
+    cloudwatch_roles: dict[tuple[str, str], str] = field(default_factory=dict)
+    reserved_concurrency: dict[str, int] = field(default_factory=dict)  # function name -> units
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _server: BaseWSGIServer | None = None
+    _gate: ConcurrencyGate = field(default_factory=ConcurrencyGate)
+    _access_logs: AccessLogWriter = field(default_factory=AccessLogWriter)
 
     @property
     def port(self) -> int:
@@ -129,6 +251,13 @@ class LocalApi:
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def hosts(self) -> list[str]:
+        """The names this API answers to (``Host``), the canonical one first."""
+        if self._server is None:
+            raise RuntimeError("the local API is not serving: it has no host to sign for")
+        return [f"127.0.0.1:{self.port}", f"localhost:{self.port}"]
 
     def base_url(self, stage: str) -> str:
         return f"{self.origin}/{stage}"
@@ -151,35 +280,19 @@ class LocalApi:
         for prefix, handler in self.local_routes.items():
             if request.path.startswith(prefix):
                 return handler(request)
-        stage, _, path = request.path.lstrip("/").partition("/")
-        path = "/" + path
-        candidates = [r for r in self.routes if r.stage == stage and r.pattern.match(path)]
-        if not candidates:
-            return _json(403, {"message": "Missing Authentication Token"})
-        route = next((r for r in candidates if r.method in (request.method, "ANY")), None)
-        if route is None:
-            return _json(403, {"message": "Missing Authentication Token"})
-        started = time.perf_counter()
-        response = self._invoke(route, request, path)
-        dims = {"ApiName": route.api_name, "Stage": stage}
-        self.metrics.put("AWS/ApiGateway", "Count", dims, 1, "Count")
-        self.metrics.put(
-            "AWS/ApiGateway", "4XXError", dims, int(400 <= response.status_code < 500), "Count"
-        )
-        self.metrics.put(
-            "AWS/ApiGateway", "5XXError", dims, int(response.status_code >= 500), "Count"
-        )
-        self.metrics.put(
-            "AWS/ApiGateway",
-            "Latency",
-            dims,
-            (time.perf_counter() - started) * 1000,
-            "Milliseconds",
-        )
+        exchange = Exchange(request)
+        response = self._serve(request, exchange)
+        exchange.finish(response)
+        if exchange.route is not None:
+            self._record_metrics(exchange)
+        self._log_access(exchange)
         return response
 
-    def _identity(self, route: Route, request: Request) -> dict[str, Any] | Response:
-        identity: dict[str, Any] = {
+    # ------------------------------------------------------------------ the request's way
+    def _serve(self, request: Request, exchange: Exchange) -> Response:
+        stage, _, rest = request.path.lstrip("/").partition("/")
+        exchange.stage, exchange.path = stage, "/" + rest
+        exchange.identity = {
             "sourceIp": request.remote_addr or "127.0.0.1",
             "userAgent": request.headers.get("User-Agent", ""),
             "caller": None,
@@ -188,34 +301,74 @@ class LocalApi:
             "accessKey": None,
             "accountId": None,
         }
-        if route.authorizer != "AWS_IAM":
-            return identity
-        verdict = verify_sigv4(request, self.settings.region)
-        if isinstance(verdict, Response):
-            return verdict
-        access_key = verdict
-        identity.update(
-            accessKey=access_key,
-            accountId=self.settings.account,
-            caller=access_key,
-            user=access_key,
-            userArn=f"arn:aws:iam::{self.settings.account}:user/{access_key}",
+        candidates = [r for r in self.routes if r.stage == stage and r.pattern.match(exchange.path)]
+        route = next((r for r in candidates if r.method in (request.method, "ANY")), None)
+        if route is None:
+            return self._refuse(
+                exchange, "MissingAuthenticationTokenException", "Missing Authentication Token"
+            )
+        exchange.route = route
+        principal: Principal | None = None
+        if route.authorizer == "AWS_IAM":
+            verdict = self._authenticate(request)
+            if isinstance(verdict, Refusal):
+                return self._refuse(exchange, verdict.error_type, verdict.message)
+            principal = verdict
+            exchange.identity.update(
+                accessKey=principal.access_key,
+                accountId=principal.account,
+                caller=principal.caller_id,
+                user=principal.caller_id,
+                userArn=principal.user_arn,
+            )
+        settings = self.settings
+        invocation = Invocation(
+            execute_api_arn(
+                settings.region, settings.account, route.api, stage, request.method, exchange.path
+            ),
+            exchange.identity["sourceIp"],
+            principal.caller if principal else None,
         )
-        return identity
+        decision = authorize(
+            self.policies.get(route.api),
+            invocation,
+            iam_authorized=principal is not None,
+            api_account=settings.account,
+        )
+        if not decision.allowed:
+            return self._refuse(
+                exchange, "AccessDeniedException", decision.message(invocation), key="Message"
+            )
+        return self._invoke(route, request, exchange)
 
-    def _invoke(self, route: Route, request: Request, path: str) -> Response:
-        identity = self._identity(route, request)
-        if isinstance(identity, Response):
-            return identity
+    def _authenticate(self, request: Request) -> Principal | Refusal:
+        settings = self.settings
+        return authenticate(
+            request,
+            region=settings.region,
+            hosts=self.hosts,
+            now=self.clock(),
+            principal_of=lambda key: find_principal(
+                key, account=settings.account, local_secret=LOCAL_SECRET
+            ),
+        )
+
+    def _refuse(
+        self, exchange: Exchange, error_type: str, message: str, key: str = "message"
+    ) -> Response:
+        exchange.error = message
+        return _json(403, {key: message}, {"x-amzn-ErrorType": error_type})
+
+    def _invoke(self, route: Route, request: Request, exchange: Exchange) -> Response:
         body, base64_encoded = request_body(
             request.get_data(), request.headers.get("Content-Type"), self.binary_media_types
         )
-        match = route.pattern.match(path)
+        match = route.pattern.match(exchange.path)
         headers = dict(request.headers.items())
         query = dict(request.args.items())
         event = {
             "resource": route.path,
-            "path": path,
+            "path": exchange.path,
             "httpMethod": request.method,
             "headers": headers,
             "multiValueHeaders": {k: request.headers.getlist(k) for k in headers},
@@ -226,30 +379,48 @@ class LocalApi:
             "requestContext": {
                 "resourcePath": route.path,
                 "httpMethod": request.method,
-                "path": f"/{route.stage}{path}",
+                "path": f"/{route.stage}{exchange.path}",
                 "stage": route.stage,
-                "requestId": str(uuid.uuid4()),
-                "requestTimeEpoch": int(time.time() * 1000),
-                "protocol": "HTTP/1.1",
+                "requestId": exchange.request_id,
+                "extendedRequestId": exchange.extended_request_id,
+                "requestTimeEpoch": int(exchange.received * 1000),
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "domainName": request.host,
                 "accountId": self.settings.account,
-                "apiId": route.api_name,
-                "identity": identity,
+                "apiId": route.api,
+                "identity": dict(exchange.identity),
             },
             "body": body,
             "isBase64Encoded": base64_encoded,
         }
         response_headers: dict[str, str] = {}
         backend = lambda_backend(self.settings.account, self.settings.region)
-        payload = backend.invoke(
-            route.function_name, route.qualifier, json.dumps(event), {}, response_headers
-        )
+        reserved = self.reserved_concurrency.get(route.function_name)
+        with self._gate.slot(route.function_name, reserved) as admitted:
+            if not admitted:  # Lambda's 429, which API Gateway answers with a 500
+                exchange.integration_status = 429
+                exchange.error = INTERNAL_ERROR
+                self.feed.emit(
+                    "api",
+                    f"{route.function_name} throttled: more than its reserved concurrency "
+                    f"({reserved}) in flight",
+                )
+                return _json(500, {"message": INTERNAL_ERROR})
+            started = time.perf_counter()
+            payload = backend.invoke(
+                route.function_name, route.qualifier, json.dumps(event), {}, response_headers
+            )
+            exchange.integration_latency_ms = int((time.perf_counter() - started) * 1000)
+        exchange.integration_status = 200
         if response_headers.get("x-amz-function-error"):
-            return _json(502, {"message": "Internal server error"})
+            exchange.error = INTERNAL_ERROR
+            return _json(502, {"message": INTERNAL_ERROR})
         try:
             result = json.loads(payload)
             status = int(result["statusCode"])
         except (ValueError, KeyError, TypeError):
-            return _json(502, {"message": "Internal server error"})
+            exchange.error = INTERNAL_ERROR
+            return _json(502, {"message": INTERNAL_ERROR})
         out_headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(values)
@@ -261,50 +432,41 @@ class LocalApi:
                 self.binary_media_types,
             )
         except NotBase64:
-            return _json(500, {"message": "Internal server error"})
+            exchange.error = INTERNAL_ERROR
+            return _json(500, {"message": INTERNAL_ERROR})
         return Response(content, status=status, headers=out_headers)
 
+    # ------------------------------------------------------------------ what it leaves behind
+    def _record_metrics(self, exchange: Exchange) -> None:
+        assert exchange.route is not None
+        dims = {"ApiName": exchange.route.api_name, "Stage": exchange.stage}
+        status = exchange.status
+        self.metrics.put("AWS/ApiGateway", "Count", dims, 1, "Count")
+        self.metrics.put("AWS/ApiGateway", "4XXError", dims, int(400 <= status < 500), "Count")
+        self.metrics.put("AWS/ApiGateway", "5XXError", dims, int(status >= 500), "Count")
+        self.metrics.put("AWS/ApiGateway", "Latency", dims, exchange.latency_ms, "Milliseconds")
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json")
+    def _stage_settings(self, exchange: Exchange) -> StageSettings | None:
+        if exchange.route is not None:
+            return self.stages.get((exchange.route.api, exchange.stage))
+        # no route: the stage is known by its name alone
+        return next((s for (_, name), s in self.stages.items() if name == exchange.stage), None)
 
-
-_CREDENTIAL = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
-    r"(?P<service>[^/]+)/aws4_request,\s*"
-    r"SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
-)
-
-
-def verify_sigv4(request: Request, region: str) -> str | Response:
-    """The caller's access key if the request carries a valid SigV4 signature for execute-api."""
-    header = request.headers.get("Authorization", "")
-    match = _CREDENTIAL.match(header)
-    if match is None:
-        return _json(403, {"message": "Missing Authentication Token"})
-    amz_date = request.headers.get("X-Amz-Date", "")
-    signed = match.group("signed").split(";")
-    headers = {name: request.headers.get(name, "") for name in signed}
-    url = request.url
-    if request.headers.get("Host"):
-        parts = urlsplit(url)
-        url = parts._replace(netloc=request.headers["Host"]).geturl()
-    aws_request = AWSRequest(
-        method=request.method, url=url, data=request.get_data(), headers=headers
-    )
-    aws_request.context["timestamp"] = amz_date
-    credentials = Credentials(
-        match.group("key"), LOCAL_SECRET, request.headers.get("X-Amz-Security-Token")
-    )
-    signer = SigV4Auth(credentials, match.group("service"), match.group("region"))
-    canonical = signer.canonical_request(aws_request)
-    expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
-    if expected != match.group("signature") or match.group("region") != region:
-        return _json(
-            403,
-            {
-                "message": "The request signature we calculated does not match the signature "
-                "you provided. Check your AWS Secret Access Key and signing method."
-            },
+    def _log_access(self, exchange: Exchange) -> None:
+        stage = self._stage_settings(exchange)
+        if stage is None or stage.access_log is None:
+            return
+        setting = stage.access_log
+        api = exchange.route.api if exchange.route else "unrouted"
+        self._access_logs.write(
+            setting,
+            f"{api}_{exchange.stage}",
+            int(exchange.received * 1000),
+            render(setting.format, exchange.variables()),
         )
-    return match.group("key")
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body), status=status, content_type="application/json", headers=headers
+    )

@@ -27,10 +27,12 @@ from typing import Any
 import boto3
 from werkzeug.wrappers import Request, Response
 
-from safe_deploy.localcloud.api import LocalApi, Route, template_media_types
+from safe_deploy.localcloud.access_log import AccessLogError, AccessLogSetting
+from safe_deploy.localcloud.api import LocalApi, Route, StageSettings, template_media_types
 from safe_deploy.localcloud.cloudformation.model import Resource, ResourceFailed, Stack
 from safe_deploy.localcloud.lambdas import FunctionCode, HandlerHost
 from safe_deploy.localcloud.metrics import Alarm, Alarms
+from safe_deploy.localcloud.resource_policy import PolicyError, ResourcePolicy
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 NOT_EMULATED = {
@@ -41,7 +43,7 @@ NOT_EMULATED = {
     "AWS::SQS::QueuePolicy": "queue policies (not enforced locally)",
     "AWS::SNS::Subscription": "email subscriptions (messages go to the outbox)",
     "AWS::ApiGateway::Deployment": "API deployments (routes are served as the API's body says)",
-    "AWS::ApiGateway::Stage": "stage settings (throttling, tracing)",
+    "AWS::ApiGateway::Stage": "stage throttling, caching and tracing (access logs are written)",
     "AWS::Lambda::LayerVersion": "layer contents: handlers import pipeline_common from the project",
 }
 REPLACE_ON: dict[str, set[str] | str] = {
@@ -66,12 +68,17 @@ REPLACE_ON: dict[str, set[str] | str] = {
     "AWS::ApiGateway::RestApi": set(),
     "AWS::ApiGateway::Deployment": "*",
     "AWS::ApiGateway::Stage": {"RestApiId", "StageName"},
+    "AWS::ApiGateway::Account": set(),
     "AWS::KMS::Key": set(),
     "AWS::SNS::Subscription": {"Endpoint", "Protocol", "TopicArn"},
     "AWS::S3::BucketPolicy": {"Bucket"},
     "AWS::SQS::QueuePolicy": set(),
 }
 DEPLOYMENT_DONE = {"Succeeded", "Failed", "Stopped"}
+# Lambda's concurrency per account and Region, and what reservations must leave to the rest
+# (AWS Lambda Developer Guide, "Configuring reserved concurrency").
+LAMBDA_CONCURRENCY_LIMIT = 1000
+LAMBDA_MIN_UNRESERVED = 100
 
 
 @dataclass
@@ -410,6 +417,7 @@ class Handlers:
 
     def create_lambda_function(self, ctx: Context, props: dict[str, Any]) -> Realized:
         name = props.get("FunctionName") or ctx.name(64)
+        reserved = self._reserved_concurrency(ctx, name, props)
         folder, code = self._code_dir(ctx, props["Code"])
         created = ctx.client("lambda").create_function(
             FunctionName=name,
@@ -424,12 +432,14 @@ class Handlers:
             Layers=list(props.get("Layers", [])),
         )
         self.host.register(name, _function_code(ctx.logical_id, folder, props))
+        self._reserve(ctx, name, reserved, previous=None)
         return Realized(name, {"Arn": created["FunctionArn"]}, folder)
 
     def update_lambda_function(
         self, ctx: Context, record: Resource, props: dict[str, Any]
     ) -> Realized:
         lam, name = ctx.client("lambda"), record.physical_id
+        reserved = self._reserved_concurrency(ctx, name, props)
         folder = record.handle
         if props["Code"] != record.properties.get("Code"):
             folder, code = self._code_dir(ctx, props["Code"])
@@ -447,10 +457,49 @@ class Handlers:
         )
         _wait_for_update(lam, name)
         self.host.register(name, _function_code(ctx.logical_id, folder, props))
+        previous = record.properties.get("ReservedConcurrentExecutions")
+        self._reserve(ctx, name, reserved, previous=None if previous is None else int(previous))
         return Realized(name, record.attributes, folder)
 
     def delete_lambda_function(self, ctx: Context, record: Resource) -> None:
         ctx.client("lambda").delete_function(FunctionName=record.physical_id)
+        self.api.reserved_concurrency.pop(record.physical_id, None)
+
+    def _reserved_concurrency(self, ctx: Context, name: str, props: dict[str, Any]) -> int | None:
+        """The function's ``ReservedConcurrentExecutions`` if Lambda would grant it: what the
+        account's other functions reserve plus this must leave 100 of the 1,000 unreserved."""
+        value = props.get("ReservedConcurrentExecutions")
+        if value is None:
+            return None
+        wanted = int(value)
+        if wanted < 0:
+            raise ResourceFailed(
+                f"{ctx.logical_id}: 1 validation error detected: Value '{wanted}' at "
+                "'reservedConcurrentExecutions' failed to satisfy constraint: Member must have "
+                "value greater than or equal to 0 (Service: Lambda, Status Code: 400)"
+            )
+        others = sum(
+            int(function.reserved_concurrency)
+            for function in _lambda_backend(self.settings).list_functions()
+            if function.reserved_concurrency is not None and function.function_name != name
+        )
+        if LAMBDA_CONCURRENCY_LIMIT - others - wanted < LAMBDA_MIN_UNRESERVED:
+            raise ResourceFailed(
+                f"{ctx.logical_id}: Specified ReservedConcurrentExecutions for function decreases "
+                "account's UnreservedConcurrentExecution below its minimum value of "
+                f"[{LAMBDA_MIN_UNRESERVED}]. (Service: Lambda, Status Code: 400)"
+            )
+        return wanted
+
+    def _reserve(self, ctx: Context, name: str, reserved: int | None, previous: int | None) -> None:
+        lam = ctx.client("lambda")
+        if reserved is None:
+            if previous is not None:
+                lam.delete_function_concurrency(FunctionName=name)
+            self.api.reserved_concurrency.pop(name, None)
+            return
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+        self.api.reserved_concurrency[name] = reserved
 
     def create_lambda_version(self, ctx: Context, props: dict[str, Any]) -> Realized:
         version = ctx.client("lambda").publish_version(
@@ -744,7 +793,9 @@ class Handlers:
     # ------------------------------------------------------------------ API Gateway
     def create_apigateway_restapi(self, ctx: Context, props: dict[str, Any]) -> Realized:
         api_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
+        policy = self._resource_policy(ctx, api_id, props)
         routes = self._routes(ctx, api_id, props)
+        self._set_policy(api_id, policy)
         return Realized(
             api_id, {"RootResourceId": uuid.uuid4().hex[:10], "RestApiId": api_id}, routes
         )
@@ -752,14 +803,39 @@ class Handlers:
     def update_apigateway_restapi(
         self, ctx: Context, record: Resource, props: dict[str, Any]
     ) -> Realized:
+        policy = self._resource_policy(ctx, record.physical_id, props)  # refused: nothing changes
         self.delete_apigateway_restapi(ctx, record)
         routes = self._routes(ctx, record.physical_id, props)
+        self._set_policy(record.physical_id, policy)
         return Realized(record.physical_id, record.attributes, routes)
 
     def delete_apigateway_restapi(self, ctx: Context, record: Resource) -> None:
         for route in record.handle or []:
             if route in self.api.routes:
                 self.api.routes.remove(route)
+        self.api.policies.pop(record.physical_id, None)
+
+    def _resource_policy(
+        self, ctx: Context, api_id: str, props: dict[str, Any]
+    ) -> ResourcePolicy | None:
+        """The API's resource policy: the ``Policy`` property, or the OpenAPI body's
+        ``x-amazon-apigateway-policy`` (where SAM writes ``Auth.ResourcePolicy``)."""
+        body = props.get("Body") or {}
+        document = props.get("Policy") or body.get("x-amazon-apigateway-policy")
+        if not document:
+            return None
+        try:
+            return ResourcePolicy.parse(
+                document, region=self.settings.region, account=self.settings.account, api_id=api_id
+            )
+        except PolicyError as exc:
+            raise ResourceFailed(f"{ctx.logical_id}: Invalid policy document: {exc}") from None
+
+    def _set_policy(self, api_id: str, policy: ResourcePolicy | None) -> None:
+        if policy is None:
+            self.api.policies.pop(api_id, None)
+        else:
+            self.api.policies[api_id] = policy
 
     def _routes(self, ctx: Context, api_id: str, props: dict[str, Any]) -> list[Route]:
         """The API's routes, from its OpenAPI body (what SAM writes for ``Api`` events)."""
@@ -799,10 +875,79 @@ class Handlers:
                             authorizer="AWS_IAM" if "AWS_IAM" in kinds else "NONE",
                             api_name=str(props.get("Name", ctx.logical_id)),
                             stage=str(stage),
+                            api_id=api_id,
                         )
                     )
         self.api.routes.extend(routes)
         return routes
+
+    def create_apigateway_stage(self, ctx: Context, props: dict[str, Any]) -> Realized:
+        name = str(props["StageName"])
+        self.api.stages[(str(props["RestApiId"]), name)] = self._stage_settings(ctx, props)
+        self.not_emulated[ctx.logical_id] = NOT_EMULATED["AWS::ApiGateway::Stage"]
+        return Realized(name)
+
+    def update_apigateway_stage(
+        self, ctx: Context, record: Resource, props: dict[str, Any]
+    ) -> Realized:
+        self.api.stages[(str(props["RestApiId"]), record.physical_id)] = self._stage_settings(
+            ctx, props
+        )
+        return Realized(record.physical_id, record.attributes)
+
+    def delete_apigateway_stage(self, ctx: Context, record: Resource) -> None:
+        self.api.stages.pop((str(record.properties["RestApiId"]), record.physical_id), None)
+
+    def _stage_settings(self, ctx: Context, props: dict[str, Any]) -> StageSettings:
+        """API Gateway writes a stage's logs (access logs, or execution logs from
+        ``MethodSettings``) with the account's CloudWatch Logs role, and refuses the stage
+        while the account has none."""
+        try:
+            access_log = AccessLogSetting.from_properties(props)
+        except AccessLogError as exc:
+            raise ResourceFailed(
+                f"{ctx.logical_id}: {exc} (Service: ApiGateway, Status Code: 400)"
+            ) from None
+        execution_logs = any(
+            str(method.get("LoggingLevel", "OFF")).upper() != "OFF"
+            or str(method.get("DataTraceEnabled", "false")).lower() == "true"
+            for method in props.get("MethodSettings") or []
+        )
+        account = (self.settings.account, self.settings.region)
+        if (access_log or execution_logs) and account not in self.api.cloudwatch_roles:
+            raise ResourceFailed(
+                f"{ctx.logical_id}: CloudWatch Logs role ARN must be set in account settings to "
+                "enable logging (Service: ApiGateway, Status Code: 400)"
+            )
+        return StageSettings(access_log)
+
+    def create_apigateway_account(self, ctx: Context, props: dict[str, Any]) -> Realized:
+        self._set_cloudwatch_role(ctx, props)
+        return Realized(ctx.name())
+
+    def update_apigateway_account(
+        self, ctx: Context, record: Resource, props: dict[str, Any]
+    ) -> Realized:
+        self._set_cloudwatch_role(ctx, props)
+        return Realized(record.physical_id, record.attributes)
+
+    def delete_apigateway_account(self, ctx: Context, record: Resource) -> None:
+        """Nothing: the settings belong to the account and Region, not to the stack."""
+
+    def _set_cloudwatch_role(self, ctx: Context, props: dict[str, Any]) -> None:
+        """API Gateway's account-wide CloudWatch Logs role: one API Gateway may assume."""
+        account = (self.settings.account, self.settings.region)
+        arn = props.get("CloudWatchRoleArn")
+        if not arn:
+            self.api.cloudwatch_roles.pop(account, None)
+            return
+        if not _trusts_api_gateway(ctx.client("iam"), str(arn)):
+            raise ResourceFailed(
+                f"{ctx.logical_id}: The role ARN does not have required permissions configured. "
+                "Please grant trust permission for API Gateway and add the required role policy. "
+                "(Service: ApiGateway, Status Code: 400)"
+            )
+        self.api.cloudwatch_roles[account] = str(arn)
 
     # ------------------------------------------------------------------ custom resources
     def _custom_response(self, request: Request) -> Response:
@@ -876,6 +1021,7 @@ def _function_code(logical_id: str, folder: Path, props: dict[str, Any]) -> Func
         str(props["Handler"]),
         int(props.get("MemorySize", 128)),
         int(props.get("Timeout", 3)),
+        (props.get("DeadLetterConfig") or {}).get("TargetArn"),
     )
 
 
@@ -903,6 +1049,41 @@ def _ignore_missing(call: Callable[..., Any], **arguments: Any) -> None:
     except Exception as exc:
         if "NoSuchEntity" not in type(exc).__name__ and "NoSuchEntity" not in str(exc):
             raise
+
+
+def _trusts_api_gateway(iam: Any, role_arn: str) -> bool:
+    """Whether the role's trust policy lets apigateway.amazonaws.com assume it."""
+    try:
+        document = iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"][
+            "AssumeRolePolicyDocument"
+        ]
+    except iam.exceptions.NoSuchEntityException:
+        return False
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        services = (statement.get("Principal") or {}).get("Service", [])
+        if (
+            statement.get("Effect") == "Allow"
+            and {"sts:AssumeRole", "sts:*", "*"} & set(_as_list(actions))
+            and "apigateway.amazonaws.com" in _as_list(services)
+        ):
+            return True
+    return False
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _lambda_backend(settings: LocalSettings) -> Any:
+    """Moto's Lambda backend for the local account (the one its configuration picks)."""
+    from moto.awslambda.utils import get_backend
+
+    backend: Any = get_backend(settings.account, settings.region)
+    return backend
 
 
 def _codedeploy_backend(settings: LocalSettings) -> Any:
