@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.sqs.models import sqs_backends
 
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.patching import replace
@@ -43,6 +44,12 @@ class FunctionCode:
     handler: str  # "app.lambda_handler"
     memory_mb: int
     timeout: int
+    dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: an SQS queue
+
+
+# Lambda retries a failed asynchronous invocation twice, about one and then two minutes later,
+# and then hands the event to the function's dead-letter queue ("Asynchronous invocation").
+ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
 
 @dataclass
@@ -224,13 +231,73 @@ class HandlerHost:
         self._lambda_metrics(fn, alias, error is not None, time.perf_counter() - started)
         return payload, error
 
+    def run_async(self, fn: Any, event: Any, alias: str | None) -> None:
+        """An ``Event`` invocation: retried as Lambda retries it, then dead-lettered."""
+        code = self.code_of(fn.function_name, str(fn.version))
+        payload, error = self.run(fn, event, alias)
+        for delay in ASYNC_RETRY_DELAYS:
+            if error is None:
+                return
+            time.sleep(self.settings.scaled(delay))
+            payload, error = self.run(fn, event, alias)
+        if error is None:
+            return
+        target = code.dead_letter_arn if code is not None else None
+        message = _error_message(payload)
+        if not target:
+            self.feed.emit(
+                "lambda",
+                f"{fn.function_name}: an asynchronous event failed 3 times and is dropped "
+                f"(no dead-letter queue): {message}",
+                function=fn.function_name,
+            )
+            return
+        self._dead_letter(target, event, message)
+        self.feed.emit(
+            "lambda",
+            f"{fn.function_name}: an asynchronous event failed 3 times; kept in its dead-letter "
+            f"queue {target.rsplit(':', 1)[-1]}: {message}",
+            function=fn.function_name,
+        )
+
+    def _dead_letter(self, queue_arn: str, event: Any, message: str) -> None:
+        """The event as Lambda's dead-letter message: the event, and why in its attributes."""
+        _, _, _, region, account, name = queue_arn.split(":", 5)
+        queue = sqs_backends[account][region].get_queue(name)
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": message[:1000]},
+        }
+        sqs_backends[account][region].send_message(
+            queue.name, json.dumps(event), message_attributes=attributes
+        )
+
     def _lambda_metrics(self, fn: Any, alias: str | None, failed: bool, seconds: float) -> None:
-        resources = [fn.function_name] + ([f"{fn.function_name}:{alias}"] if alias else [])
-        for resource in resources:
-            dims = {"FunctionName": fn.function_name, "Resource": resource}
+        """Lambda's metrics: by function, by alias, and by the version an alias ran."""
+        dimension_sets = [{"FunctionName": fn.function_name, "Resource": fn.function_name}]
+        if alias:
+            resource = f"{fn.function_name}:{alias}"
+            dimension_sets.append({"FunctionName": fn.function_name, "Resource": resource})
+            dimension_sets.append(
+                {
+                    "FunctionName": fn.function_name,
+                    "Resource": resource,
+                    "ExecutedVersion": str(fn.version),
+                }
+            )
+        for dims in dimension_sets:
             self.metrics.put("AWS/Lambda", "Invocations", dims, 1, "Count")
             self.metrics.put("AWS/Lambda", "Errors", dims, 1 if failed else 0, "Count")
             self.metrics.put("AWS/Lambda", "Duration", dims, seconds * 1000, "Milliseconds")
+
+
+def _error_message(payload: bytes) -> str:
+    try:
+        body = json.loads(payload)
+        return f"{body.get('errorType', 'Error')}: {body.get('errorMessage', '')}"
+    except (ValueError, AttributeError):
+        return payload.decode("utf-8", "replace")[:300]
 
 
 def _resolve(backend: Any, function_name: str, qualifier: str | None) -> tuple[Any, str | None]:
@@ -266,7 +333,7 @@ def install(host: HandlerHost) -> None:
         response_headers["x-amz-executed-version"] = str(fn.version)
         kind = {k.lower(): v for k, v in dict(headers or {}).items()}.get("x-amz-invocation-type")
         if kind == "Event":
-            threading.Thread(target=host.run, args=(fn, event, alias), daemon=True).start()
+            threading.Thread(target=host.run_async, args=(fn, event, alias), daemon=True).start()
             return b""
         payload, error = host.run(fn, event, alias)
         if error:

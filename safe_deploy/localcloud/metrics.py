@@ -144,6 +144,8 @@ class Alarm:
     datapoints_to_alarm: int
     threshold: float
     comparison: str
+    description: str = ""
+    actions: tuple[str, ...] = ()  # AlarmActions: SNS topics told when the alarm goes to ALARM
 
     @classmethod
     def from_properties(cls, name: str, logical_id: str, props: Mapping[str, Any]) -> Alarm:
@@ -160,6 +162,8 @@ class Alarm:
             datapoints_to_alarm=int(props.get("DatapointsToAlarm", periods)),
             threshold=float(props["Threshold"]),
             comparison=props["ComparisonOperator"],
+            description=str(props.get("AlarmDescription", "")),
+            actions=tuple(str(a) for a in props.get("AlarmActions", [])),
         )
 
 
@@ -174,6 +178,8 @@ class Alarms:
         self.alarms: dict[str, Alarm] = {}
         self.states: dict[str, str] = {}
         self._lock = threading.Lock()
+        # Called when an alarm with actions goes to ALARM (the local cloud publishes to SNS).
+        self.on_alarm: Callable[[Alarm], None] | None = None
 
     def add(self, alarm: Alarm) -> None:
         self.alarms[alarm.name] = alarm
@@ -203,6 +209,8 @@ class Alarms:
             self.states[name] = state
         if state != previous:
             self.feed.emit("cloudwatch", f"alarm {alarm.logical_id} is {state}", alarm=name)
+            if state == "ALARM" and alarm.actions and self.on_alarm is not None:
+                self.on_alarm(alarm)
         return state
 
     def evaluate_all(self) -> dict[str, str]:
