@@ -28,8 +28,6 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from rich.markup import escape
 
-from model.prepare import trips_table
-from model.schema import FEATURES
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
 from safe_deploy import ops, samcli
@@ -40,7 +38,7 @@ from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
 from safe_deploy.scenarios import SCENARIOS
 from safe_deploy.target import Target
-from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog
+from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog, client_rides
 
 MONTH_ROWS = 120_000
 REVISION_HEADER = "X-Predict-Revision"
@@ -101,11 +99,7 @@ class Demo:
     def traffic_rows(self, count: int, seed: int, drift: str | None = None) -> list[list[float]]:
         path = self.workdir / "data" / f"traffic-{seed}-{drift or 'plain'}.csv"
         write_trips(synth_trips(max(count * 2, 500), seed=seed, drift=drift, month="2018-03"), path)
-        table = trips_table(path).dropna()
-        table = table[
-            (table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)
-        ]
-        return table[list(FEATURES)].head(count).to_numpy().tolist()
+        return client_rides(path, count)
 
     def upload(self, path: Path, key: str | None = None) -> str:
         uploaded = ops.upload_data(self.target, path, key)

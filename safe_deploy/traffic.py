@@ -9,12 +9,31 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
 from safe_deploy.target import Target
 
 Row = Sequence[float]
+
+
+def client_rides(trips: Path, count: int) -> list[list[float]]:
+    """The first ``count`` rides of a trips file that a client would ask a fare for: the
+    features of the rides preparation keeps (predict refuses, with 422, rows outside the model's
+    training data)."""
+    from model.prepare import trips_table
+    from model.schema import DURATION_RANGE, FEATURES, TRIP_DISTANCE_RANGE
+
+    table = trips_table(trips).dropna()
+    (short, long), (near, far) = DURATION_RANGE, TRIP_DISTANCE_RANGE
+    table = table[
+        table.duration_minutes.between(short, long, inclusive="neither")
+        & table.trip_distance.between(near, far, inclusive="neither")
+        & (table.passenger_count > 0)
+    ]
+    rows: list[list[float]] = table[list(FEATURES)].head(count).to_numpy().tolist()
+    return rows
 
 
 @dataclass(frozen=True)

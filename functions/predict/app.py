@@ -1,8 +1,8 @@
-"""POST /predict and GET /health: fares from the endpoint this version is bound to."""
+"""POST /predict: fares from the endpoint this version is bound to; GET /health: whether that
+endpoint is up, asked of the control plane only."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -11,20 +11,31 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pipeline_common.domain import BaselineDomains
 from pipeline_common.observability import logger, metrics, tracer
-from pipeline_common.payload import CSV, to_csv
 from pipeline_common.release import production_reader
-from pipeline_common.serving import HEALTH_ROW, Answer, Release, plausible, predict
+from pipeline_common.serving import (
+    Answer,
+    ApiRequest,
+    EndpointStatuses,
+    Release,
+    health,
+    predict,
+)
 from pipeline_common.settings import PredictSettings
 
 SETTINGS = PredictSettings.from_env(os.environ)
 RUNTIME = boto3.client("sagemaker-runtime")
+SAGEMAKER = boto3.client("sagemaker")
+S3 = boto3.client("s3")
 app = APIGatewayRestResolver()
 
 
 production_endpoint = production_reader(
     SETTINGS.production_endpoint_parameter, SETTINGS.production_cache_seconds
 )
+endpoint_statuses = EndpointStatuses(SAGEMAKER, SETTINGS.health_cache_seconds)
+domains = BaselineDomains(S3, SETTINGS.artifact_bucket, warn=logger.warning)
 
 
 def record(name: str, value: float, unit: str, release: Release) -> None:
@@ -38,7 +49,9 @@ def record(name: str, value: float, unit: str, release: Release) -> None:
 
 
 def respond(answer: Answer) -> Response[str]:
-    if answer.status >= 500:
+    if answer.unexpected is not None:
+        logger.error("could not read the request", exc_info=answer.unexpected)
+    elif answer.status >= 500:
         logger.error("prediction failed", extra={"status": answer.status, "body": answer.body})
     elif answer.status >= 400:
         logger.info("request refused", extra={"status": answer.status, "body": answer.body})
@@ -50,51 +63,32 @@ def respond(answer: Answer) -> Response[str]:
     )
 
 
-def _request_id() -> str:
-    return str(app.current_event.request_context.request_id)
-
-
 @app.post("/predict")
 @tracer.capture_method(capture_response=False)
 def predict_route() -> Response[str]:
     event = app.current_event
-    raw = event.decoded_body or ""
-    if len(raw.encode()) > SETTINGS.max_body_bytes:
-        body = json.dumps({"message": f"body over {SETTINGS.max_body_bytes:,} bytes"})
-        return Response(413, "application/json", body, {"X-SageMaker-Endpoint": "none"})
+    request = ApiRequest(
+        body=event.body,
+        base64_encoded=bool(event.is_base64_encoded),
+        content_type=event.headers.get("content-type"),  # event.headers ignore the case
+        accept=event.headers.get("accept"),
+        inference_id=f"api-{event.request_context.request_id}",
+    )
     answer = predict(
-        raw,
-        event.headers.get("content-type") or event.headers.get("Content-Type"),
-        event.headers.get("accept") or event.headers.get("Accept"),
-        inference_id=f"api-{_request_id()}",
+        request,
         runtime=RUNTIME,
         own_endpoint=SETTINGS.endpoint_name,
         production_endpoint=production_endpoint,
+        domains=domains,
         record=record,
+        max_body_bytes=SETTINGS.max_body_bytes,
     )
     return respond(answer)
 
 
 @app.get("/health")
 def health_route() -> Response[str]:
-    answer = predict(
-        to_csv(HEALTH_ROW),
-        CSV,
-        "application/json",
-        inference_id=f"health-{_request_id()}",
-        runtime=RUNTIME,
-        own_endpoint=SETTINGS.endpoint_name,
-        production_endpoint=production_endpoint,
-        record=record,
-    )
-    if answer.status == 200 and not all(plausible(p) for p in answer.predictions):
-        answer = Answer(
-            502, json.dumps({"message": "implausible fare"}), "application/json", answer.endpoint
-        )
-    if answer.status == 200:
-        body = {"status": "ok", "endpoint": answer.endpoint, "fare": answer.predictions[0]}
-        answer = Answer(200, json.dumps(body), "application/json", answer.endpoint)
-    return respond(answer)
+    return respond(health(SETTINGS.endpoint_name, production_endpoint, endpoint_statuses))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

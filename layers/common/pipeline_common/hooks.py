@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 
-# The predict function's InferenceIds for requests from outside: clients and the API canary.
-CLIENT_INFERENCE_PREFIXES = ("api-", "health-")
+# The predict function's InferenceIds for clients' requests. /health never invokes an endpoint
+# (it is unauthenticated: it must not count as a client, nor reach capture and drift).
+CLIENT_INFERENCE_PREFIXES = ("api-",)
 HOOK_INFERENCE_PREFIX = "api-hook-"  # a code deploy's hooks call the versions as the API does
 RELEASE_LOCK = {"name": {"S": "promotion"}}  # the deploy state machine's lock item
 

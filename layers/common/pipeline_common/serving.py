@@ -4,6 +4,13 @@ A version the pipeline published for a new model carries that model's endpoint (
 any other version serves the production endpoint recorded in SSM. A candidate's failure is
 counted (the rollback alarm watches it) and the request is answered by production, so clients see
 no error while CodeDeploy rolls back. A production failure is answered 502 and counted.
+
+Only the endpoint fails a request with 5xx (and "no model yet" is 503, the state of the release):
+every way a request can be wrong is a 4xx, since the API's 5xx count raises an alarm. Rows outside
+what the answering endpoint's model can score (:mod:`pipeline_common.domain`) are 422.
+
+``GET /health`` asks the control plane only (DescribeEndpoint): an InvokeEndpoint would be
+captured, read by drift monitoring and counted by the post-traffic hook as client traffic.
 """
 
 from __future__ import annotations
@@ -11,29 +18,34 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline_common.domain import BaselineDomains, Domain
 from pipeline_common.layout import NO_ENDPOINT
 from pipeline_common.payload import (
     CSV,
     JSON,
     PayloadError,
+    answer_type,
     format_predictions,
     parse_predictions,
     parse_rows,
+    read_body,
     to_csv,
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 
 HEALTH_ROW = [[12.0, 1.0, 2.5]]  # a 12-minute, 2.5-mile ride for one: a fare of a few dollars
 PLAUSIBLE_FARE = (0.0, 500.0)
+HEALTH_CACHE_SECONDS = 15.0  # /health is open to anyone: DescribeEndpoint's rate is the account's
 
 
 class Release(StrEnum):
@@ -80,7 +92,9 @@ def route(own_endpoint: str, production_endpoint: str) -> Route:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the API answers: status, body, media type, and which endpoint answered."""
+    """What the API answers: status, body, media type, and which endpoint answered; ``unexpected``
+    is an exception reading the request raised that is not a :class:`PayloadError` (our bug,
+    answered 400 and to be logged as an error)."""
 
     status: int
     body: str
@@ -89,6 +103,26 @@ class Answer:
     release: Release | None = None
     predictions: tuple[float, ...] = ()
     fell_back: bool = False
+    unexpected: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """A ``POST /predict`` as the proxy event carries it (headers looked up in any case)."""
+
+    body: str | None
+    base64_encoded: bool
+    content_type: str | None
+    accept: str | None
+    inference_id: str
+
+
+@dataclass(frozen=True)
+class Scorable:
+    """A request read: its rows and the media type to answer in."""
+
+    rows: list[list[float]]
+    answer_type: str
 
 
 def _invoke(
@@ -108,32 +142,65 @@ def _invoke(
     return predictions
 
 
+def _json(status: int, document: dict[str, Any], endpoint: str, **more: Any) -> Answer:
+    return Answer(status, json.dumps(document), JSON, endpoint, **more)
+
+
 def _error(status: int, message: str, endpoint: str) -> Answer:
-    return Answer(status, json.dumps({"message": message}), JSON, endpoint)
+    return _json(status, {"message": message}, endpoint)
+
+
+def read_request(request: ApiRequest, max_body_bytes: int) -> Scorable:
+    """The rows and the answer's media type; :class:`PayloadError` for anything wrong."""
+    body = read_body(request.body, request.base64_encoded, max_body_bytes)
+    rows = parse_rows(body, request.content_type)
+    return Scorable(rows, answer_type(request.accept))  # Accept is refused before the model runs
+
+
+def outside_the_domain(rows: list[list[float]], domain: Domain, endpoint: str) -> Answer | None:
+    """422, one reason a row, when rows are outside what the model can score."""
+    outside = domain.outside(rows)
+    if not outside.count:
+        return None
+    rows_word = "row is" if outside.count == 1 else "rows are"
+    message = f"{outside.count:,} {rows_word} outside what the model can score"
+    if outside.count > len(outside.listed):
+        message += f" (the first {len(outside.listed)} are listed)"
+    document = {
+        "message": message,
+        "rows_outside": outside.count,
+        "errors": [{"row": row, "reason": reason} for row, reason in outside.listed],
+    }
+    return _json(422, document, endpoint)
 
 
 def predict(
-    body: bytes | str,
-    content_type: str | None,
-    accept: str | None,
+    request: ApiRequest,
     *,
-    inference_id: str,
     runtime: SageMakerRuntimeClient,
     own_endpoint: str,
     production_endpoint: Callable[[], str],
+    domains: BaselineDomains,
     record: Recorder,
+    max_body_bytes: int,
 ) -> Answer:
-    """Route, validate, invoke (falling back from a failing candidate), format; never raises for
-    a bad request or a failing endpoint: those are answers too."""
+    """Route, read, check the domain, invoke (falling back from a failing candidate), format;
+    never raises for a bad request or a failing endpoint: those are answers too."""
     try:
         chosen = route(own_endpoint, production_endpoint())
     except NoModelYet as exc:
         return _error(503, str(exc), NO_ENDPOINT)
     try:
-        rows = parse_rows(body, content_type)
-        format_predictions([], accept)  # an unacceptable Accept is refused before the model runs
+        scorable = read_request(request, max_body_bytes)
     except PayloadError as exc:
         return _error(exc.status, str(exc), chosen.endpoint)
+    except Exception as exc:  # reading is meant to be total: this is a bug, but not a 5xx
+        return replace(_error(400, "could not read the request", chosen.endpoint), unexpected=exc)
+    rows = scorable.rows
+    refused = outside_the_domain(rows, domains.domain_of(chosen.endpoint), chosen.endpoint)
+    if refused is not None:
+        return refused
+    inference_id = request.inference_id
     payload = to_csv(rows)
     started = time.perf_counter()
     answered, release, fell_back = chosen.endpoint, chosen.release, False
@@ -156,10 +223,89 @@ def predict(
         return _error(502, str(exc), exc.endpoint)
     record("ModelLatency", (time.perf_counter() - started) * 1000.0, "Milliseconds", release)
     record("Invocations", 1, "Count", release)
-    text, media = format_predictions(predictions, accept)
+    text, media = format_predictions(predictions, scorable.answer_type)
     return Answer(200, text, media, answered, release, tuple(predictions), fell_back)
 
 
 def plausible(prediction: float) -> bool:
     low, high = PLAUSIBLE_FARE
     return low < prediction < high
+
+
+# ---------------------------------------------------------------------------- /health
+@dataclass(frozen=True)
+class EndpointStatus:
+    """What DescribeEndpoint said of an endpoint: its status, or why it could not say."""
+
+    endpoint: str
+    status: str | None
+    problem: str | None = None
+
+
+class EndpointStatuses:
+    """DescribeEndpoint, remembered ``max_age_seconds`` per endpoint (failures too), so that
+    callers of the open ``/health`` route cannot spend the account's DescribeEndpoint rate."""
+
+    def __init__(
+        self,
+        sagemaker: SageMakerClient,
+        max_age_seconds: float = HEALTH_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self._seen: dict[str, tuple[float, EndpointStatus]] = {}
+
+    def status_of(self, endpoint: str) -> EndpointStatus:
+        now = self.clock()
+        seen = self._seen.get(endpoint)
+        if seen is not None and now - seen[0] < self.max_age_seconds:
+            return seen[1]
+        status = self._describe(endpoint)
+        self._seen[endpoint] = (now, status)
+        return status
+
+    def _describe(self, endpoint: str) -> EndpointStatus:
+        try:
+            described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ValidationException" and "not find" in error.get(
+                "Message", ""
+            ):
+                return EndpointStatus(endpoint, None, f"endpoint {endpoint} does not exist")
+            return EndpointStatus(endpoint, None, f"could not describe endpoint {endpoint}: {exc}")
+        except BotoCoreError as exc:
+            return EndpointStatus(endpoint, None, f"could not describe endpoint {endpoint}: {exc}")
+        return EndpointStatus(endpoint, str(described["EndpointStatus"]))
+
+
+def health(
+    own_endpoint: str,
+    production_endpoint: Callable[[], str],
+    statuses: EndpointStatuses,
+) -> Answer:
+    """200 when the endpoint this version serves answers requests, 503 (with the reason) when it
+    cannot: the verdict of a health check, not an error of the request. No InvokeEndpoint."""
+    # release imports this module (for route); its SERVING_STATUSES say which statuses answer
+    from pipeline_common.release import SERVING_STATUSES
+
+    try:
+        chosen = route(own_endpoint, production_endpoint())
+    except NoModelYet as exc:
+        return _json(503, {"status": "unavailable", "message": str(exc)}, NO_ENDPOINT)
+    described = statuses.status_of(chosen.endpoint)
+    document: dict[str, Any] = {
+        "status": "ok",
+        "endpoint": chosen.endpoint,
+        "endpoint_status": described.status,
+        "release": chosen.release.value,
+    }
+    if described.status in SERVING_STATUSES:
+        return _json(200, document, chosen.endpoint, release=chosen.release)
+    reason = described.problem or (
+        f"endpoint {chosen.endpoint} is {described.status}, not InService"
+    )
+    document.update(status="unavailable", message=reason)
+    return _json(503, document, chosen.endpoint, release=chosen.release)

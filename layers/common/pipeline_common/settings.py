@@ -6,10 +6,13 @@ template gives each function; field names are the lower-case environment variabl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+_SLACK_ID = re.compile(r"[A-Z0-9]{1,32}", re.ASCII)
 
 
 class SettingsError(RuntimeError):
@@ -50,9 +53,11 @@ class TestDevSettings(Settings):
 
 class PredictSettings(Settings):
     production_endpoint_parameter: str
+    artifact_bucket: str  # each model's baseline statistics: the rows its endpoint can score
     endpoint_name: str = ""  # set on the versions the pipeline publishes for a new model
     max_body_bytes: int = 1_000_000
     production_cache_seconds: float = 15.0  # how stale the production endpoint may be
+    health_cache_seconds: float = 15.0  # how stale /health's DescribeEndpoint answer may be
 
 
 class HookSettings(Settings):
@@ -91,7 +96,55 @@ class RequestApprovalSettings(Settings):
 
 
 class ApprovalApiSettings(Settings):
+    """Slack interactivity is on with a signing secret; then clicks count only from one workspace
+    (``slack_team_id``), and only from the listed users or the members of a user group (read with
+    the bot token); with neither, nobody decides in Slack."""
+
     approvals_table: str
     signing_secret_arn: str
     artifact_bucket: str
     slack_signing_secret_arn: str = ""
+    slack_team_id: str = Field(default="", validate_default=True)
+    slack_approver_ids: tuple[str, ...] = ()  # SLACK_APPROVER_IDS: comma-separated user ids
+    slack_approver_group: str = ""
+    slack_bot_token_secret_arn: str = Field(default="", validate_default=True)
+    slack_api_url: str = "https://slack.com/api"
+
+    @field_validator("slack_approver_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("slack_approver_ids")
+    @classmethod
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user_id in value:
+            if not _SLACK_ID.fullmatch(user_id):
+                raise ValueError(f"{user_id!r} is not a Slack user id (like U024BE7LH)")
+        return value
+
+    @field_validator("slack_team_id", "slack_approver_group")
+    @classmethod
+    def _slack_id(cls, value: str, info: ValidationInfo) -> str:
+        if value and not _SLACK_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Slack id")
+        interactive = bool(info.data.get("slack_signing_secret_arn"))
+        if info.field_name == "slack_team_id" and interactive and not value:
+            raise ValueError("required when Slack interactivity is on (a signing secret)")
+        return value
+
+    @field_validator("slack_bot_token_secret_arn")
+    @classmethod
+    def _token_for_the_group(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("slack_approver_group") and not value:
+            raise ValueError("required to read the members of SLACK_APPROVER_GROUP")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("an http(s) URL, like https://slack.com/api")
+        return value
