@@ -50,7 +50,15 @@ def _when(value: Any) -> str:
 
 def register(main: click.Group) -> None:
     main.add_command(local)
-    for command in (upload_data, status, approve, reject, traffic, drift_report):
+    for command in (
+        upload_data,
+        status,
+        approve,
+        reject,
+        rotate_approval_key,
+        traffic,
+        drift_report,
+    ):
         main.add_command(command)
 
 
@@ -342,6 +350,43 @@ def _decide(
     console.print(f"{escape(verdict)} by {escape(str(answer.get('decided_by')))}")
 
 
+@click.command("rotate-approval-key")
+@click.option(
+    "--revoke-previous",
+    is_flag=True,
+    help="Also revoke the key being replaced: links signed with it stop opening at once.",
+)
+@target_options
+def rotate_approval_key(revoke_previous: bool, stack: str | None, region: str | None) -> None:
+    """A new key for the approval links; links sent before keep working unless revoked."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pipeline_common.secrets import CURRENT, PREVIOUS, rotate_key
+
+    target = Target.of(stack, region)
+    arn = target.output("ApprovalSigningSecretArn")
+    try:
+        done = rotate_key(target.client("secretsmanager"), arn, revoke_previous)
+    except (ClientError, BotoCoreError) as exc:
+        raise TargetError(f"the signing key could not be rotated: {exc}") from None
+    console.print(f"signing key {escape(arn)} ({target.name}):", highlight=False)
+    console.print(f"  version {done.new_version} is {CURRENT}: it signs every new link")
+    if done.replaced_version and done.revoked:
+        console.print(
+            f"  version {done.replaced_version} revoked ({PREVIOUS} removed): "
+            "links signed with it no longer open"
+        )
+    elif done.replaced_version:
+        console.print(
+            f"  version {done.replaced_version} is {PREVIOUS}: links signed with it keep "
+            "working until they expire"
+        )
+    if done.dropped_version:
+        console.print(
+            f"  version {done.dropped_version} (was {PREVIOUS}): links signed with it no longer "
+            "open"
+        )
+
+
 @click.command()
 @click.option("--requests", "count", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--rate", default=10.0, show_default=True, help="Requests per second.")
@@ -356,19 +401,13 @@ def traffic(
     count: int, rate: float, drift: str | None, seed: int, stack: str | None, region: str | None
 ) -> None:
     """Send requests through the API and show which endpoint answered each."""
-    from model.prepare import trips_table
-    from model.schema import FEATURES
     from model.synth import synth_trips, write_trips
-    from safe_deploy.traffic import Answer, LoadGenerator
+    from safe_deploy.traffic import Answer, LoadGenerator, client_rides
 
     target = Target.of(stack, region)
     scratch = Path(".safe-deploy") / f"traffic-{seed}-{drift or 'plain'}.csv"
     write_trips(synth_trips(max(2 * count, 200), seed=seed, drift=drift), scratch)
-    table = trips_table(scratch).dropna()
-    table = table[
-        (table.duration_minutes > 0) & (table.trip_distance > 0) & (table.passenger_count > 0)
-    ]
-    rows = table[list(FEATURES)].head(count).to_numpy().tolist()
+    rows = client_rides(scratch, count)
     seen = {"n": 0}
 
     def show(answer: Answer) -> None:

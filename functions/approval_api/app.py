@@ -1,45 +1,53 @@
 """The approval API: the page (GET shows, only POST decides, once), the plot, Slack button
-callbacks (signed by Slack) and operator decisions (IAM-authenticated, for the CLI)."""
+callbacks (signed by Slack, from an approver) and operator decisions (IAM-authenticated, for the
+CLI). Every request it cannot honour gets a 4xx that says why (a page on the page routes, JSON on
+the others) and changes nothing."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import threading
-import time
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.approvals import (
+    OPERATOR_BODY_LIMIT,
+    PAGE_BODY_LIMIT,
     PLOT,
     REVIEW,
     Approval,
     ApprovalStore,
     LinkError,
     Status,
-    Tampered,
-    TooLate,
+    check_link,
+    decide,
+    form_fields,
     now,
+    operator_decision,
+    page_decision,
+    request_body,
     signature,
-    tell_step_functions,
-    verify,
 )
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.pages import decided_page, error_page, review_page
-from pipeline_common.secrets import SecretReader
+from pipeline_common.secrets import CURRENT, SecretReader
 from pipeline_common.settings import ApprovalApiSettings
 from pipeline_common.slack import (
+    BODY_LIMIT,
+    Approvers,
     ButtonClick,
     SlackRefused,
     SlackWebhookError,
+    decided_update,
+    ephemeral,
     parse_click,
     post_json,
-    verify_request,
+    usergroup_members,
+    verify_request_with,
 )
 
 SETTINGS = ApprovalApiSettings.from_env(os.environ)
@@ -47,6 +55,14 @@ STORE = ApprovalStore(boto3.resource("dynamodb").Table(SETTINGS.approvals_table)
 SECRETS = SecretReader(boto3.client("secretsmanager"))
 SFN = boto3.client("stepfunctions")
 S3 = boto3.client("s3")
+APPROVERS = Approvers(
+    SETTINGS.slack_team_id,
+    SETTINGS.slack_approver_ids,
+    SETTINGS.slack_approver_group,
+    lambda group: usergroup_members(
+        SETTINGS.slack_api_url, SECRETS.required(SETTINGS.slack_bot_token_secret_arn), group
+    ),
+)
 app = APIGatewayRestResolver()
 
 HTML = "text/html; charset=utf-8"
@@ -62,57 +78,52 @@ PAGE_HEADERS = {
     ),
 }
 PAGE_METHODS = "GET, POST"
-KEY_REFRESH_SECONDS = 30.0  # after a rotation, a fresher key is fetched at most this often
-_last_refresh = [0.0]
-_refresh_lock = threading.Lock()
+JSON_ROUTES = ("/slack/interactions", "/operator/decisions")  # POST only; they answer JSON
 
 
 def page(status: int, html: str, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(status, HTML, html, headers={**PAGE_HEADERS, **(headers or {})})
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status, "application/json", json.dumps(body))
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[str]:
+    return Response(status, "application/json", json.dumps(body), headers=headers)
+
+
+def _json_route() -> bool:
+    return app.current_event.path.rstrip("/") in JSON_ROUTES
 
 
 @app.exception_handler(LinkError)  # type: ignore[untyped-decorator]
 def refused(error: LinkError) -> Response[str]:
     logger.info("approval request refused", extra={"why": error.title, "status": error.status})
+    if _json_route():
+        return _json(error.status, {"message": f"{error.title}: {error.detail}"})
     return page(error.status, error_page(error.title, error.detail, error.status))
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
+    if _json_route():  # a route that exists, asked with another method
+        method = app.current_event.http_method
+        return _json(405, {"message": f"{method} is not allowed here: POST"}, {"Allow": "POST"})
     return page(404, error_page("Not found", "There is no such page here.", 404))
 
 
-def _checked(approval_id: str, expires: str | None, sig: str | None, purpose: str) -> int:
-    """The link's expiry, if it is genuine; a key rotated since the cache filled is re-read."""
-    arn = SETTINGS.signing_secret_arn
-    try:
-        return verify(
-            approval_id, expires or "", sig or "", SECRETS.verifying_keys(arn), now(), purpose
-        )
-    except Tampered:
-        with _refresh_lock:
-            if time.monotonic() - _last_refresh[0] < KEY_REFRESH_SECONDS:
-                raise
-            _last_refresh[0] = time.monotonic()
-        keys = SECRETS.verifying_keys(arn, fresh=True)
-        return verify(approval_id, expires or "", sig or "", keys, now(), purpose)
+def _body(limit: int) -> bytes:
+    event = app.current_event
+    return request_body(event.body, bool(event.is_base64_encoded), limit)
+
+
+def _link(approval_id: str, expires: str | None, sig: str | None, purpose: str) -> int:
+    return check_link(
+        SECRETS, SETTINGS.signing_secret_arn, approval_id, expires, sig, now(), purpose
+    )
 
 
 def _decide(approval_id: str, approved: bool, by: str, via: str, reason: str) -> Approval:
-    """The single-use write, then Step Functions; a decision it no longer waits for expires."""
-    approval, token = STORE.decide(approval_id, approved, by[:200], reason[:500], now(), via)
-    try:
-        tell_step_functions(SFN, approval, token)
-    except TooLate:
-        STORE.too_late(approval, now())
-        raise
-    except Exception:  # Step Functions did not hear it: the decision must not stand unheard
-        STORE.undo(approval)
-        raise
+    approval = decide(STORE, SFN, approval_id, approved=approved, by=by, via=via, reason=reason)
     logger.info(
         "approval decided",
         extra={
@@ -131,7 +142,7 @@ def _decide(approval_id: str, approved: bool, by: str, via: str, reason: str) ->
 def show(approval_id: str) -> Response[str]:
     """Shows the evidence; decides nothing (mail scanners and link previews follow GETs)."""
     query = app.current_event.query_string_parameters or {}
-    expires = _checked(approval_id, query.get("expires"), query.get("sig"), REVIEW)
+    expires = _link(approval_id, query.get("expires"), query.get("sig"), REVIEW)
     approval = STORE.get(approval_id)
     if approval.status is Status.EXPIRED:
         raise STORE.refusal(approval)
@@ -145,22 +156,12 @@ def show(approval_id: str) -> Response[str]:
 
 
 @app.post("/approvals/<approval_id>")
-def decide(approval_id: str) -> Response[str]:
-    form = {k: v[0] for k, v in parse_qs(app.current_event.decoded_body or "").items()}
-    _checked(approval_id, form.get("expires"), form.get("sig"), REVIEW)
-    decision = form.get("decision")
-    name = " ".join((form.get("name") or "").split())
-    if decision not in ("approve", "reject") or not name:
-        return page(
-            400,
-            error_page(
-                "Incomplete decision",
-                "Choose Approve or Reject and type your name; nothing was decided.",
-                400,
-            ),
-        )
+def decide_on_page(approval_id: str) -> Response[str]:
+    form = form_fields(_body(PAGE_BODY_LIMIT))
+    _link(approval_id, form.get("expires"), form.get("sig"), REVIEW)
+    decision = page_decision(form)
     approval = _decide(
-        approval_id, decision == "approve", name, "approval page", form.get("reason") or ""
+        approval_id, decision.approved, decision.by, "approval page", decision.reason
     )
     return page(200, decided_page(approval))
 
@@ -182,7 +183,7 @@ def _wrong_method(allowed: str) -> Response[str]:
 @app.get("/approvals/<approval_id>/plot.png")
 def plot(approval_id: str) -> Response[str]:
     query = app.current_event.query_string_parameters or {}
-    _checked(approval_id, query.get("expires"), query.get("sig"), PLOT)
+    _link(approval_id, query.get("expires"), query.get("sig"), PLOT)
     key = STORE.get(approval_id).evidence.get("plot_key")
     if not key:
         return page(404, error_page("No plot", "This candidate has no plot.", 404))
@@ -201,16 +202,12 @@ def plot_wrong_method(approval_id: str) -> Response[str]:
 
 
 # ---------------------------------------------------------------- Slack
-def _raw_body() -> bytes:
-    event = app.current_event
-    body = event.body or ""
-    return base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
-
-
 @app.post("/slack/interactions")
 def slack_interaction() -> Response[str]:
-    """A button in the Slack message, accepted only when Slack signed it in the last 5 minutes."""
-    if not SETTINGS.slack_signing_secret_arn:
+    """A button in the Slack message: signed by Slack in the last 5 minutes, pressed by an
+    approver in the stack's workspace."""
+    arn = SETTINGS.slack_signing_secret_arn
+    if not arn:
         return _json(
             404,
             {
@@ -218,86 +215,69 @@ def slack_interaction() -> Response[str]:
                 "(deploy with the SlackSigningSecretArn parameter to turn it on)."
             },
         )
-    body = _raw_body()
+    body = _body(BODY_LIMIT)
     headers = app.current_event.headers
     try:
-        verify_request(
+        verify_request_with(
             body,
-            _header(headers, "X-Slack-Request-Timestamp"),
-            _header(headers, "X-Slack-Signature"),
-            SECRETS.required(SETTINGS.slack_signing_secret_arn),
+            headers.get("X-Slack-Request-Timestamp"),
+            headers.get("X-Slack-Signature"),
             now(),
+            lambda signed_with: SECRETS.verified(arn, signed_with, (CURRENT,)),
         )
+        click = parse_click(body)
     except SlackRefused as error:
         logger.warning("Slack request refused", extra={"why": error.title})
         return _json(error.status, {"message": f"{error.title}: {error.detail}"})
-    try:
-        click = parse_click(body)
-    except ValueError as error:
+    except ValueError as error:  # signed by Slack, but not one of our buttons' clicks
         return _json(400, {"message": str(error)})
     if not click.decides:
         return _json(200, {"message": "the link button opens the approval page"})
     try:
+        APPROVERS.check(click)
         approval = _decide(
             click.approval_id, click.action == "approve", click.approver, "Slack", ""
         )
-    except LinkError as error:
-        _tell_slack_user(
-            click,
-            {
-                "response_type": "ephemeral",
-                "replace_original": False,
-                "text": f"{error.title}: {error.detail}",
+    except (SlackRefused, LinkError) as error:
+        logger.warning(
+            "Slack decision refused",
+            extra={
+                "why": error.title,
+                "user_id": click.user_id,
+                "team_id": click.team_id,
+                "approval_id": click.approval_id,
             },
         )
+        _tell_slack_user(click, ephemeral(f"{error.title}: {error.detail}"))
         return _json(error.status, {"message": f"{error.title}: {error.detail}"})
-    verb = approval.status.value.lower()
-    text = f"Fare model {approval.model_id} was {verb} by <@{click.user_id}> in Slack."
-    _tell_slack_user(click, {"replace_original": True, "text": text})
-    return _json(200, {"message": text, "status": approval.status.value})
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    update = decided_update(approval.model_id, approval.status.value, click.user_id)
+    _tell_slack_user(click, update)
+    return _json(200, {"message": update["text"], "status": approval.status.value})
 
 
 def _tell_slack_user(click: ButtonClick, message: dict[str, Any]) -> None:
-    """Update the message in Slack (best effort: the decision already stands)."""
+    """Update the message in Slack (best effort: the answer stands either way)."""
     if not click.response_url:
         return
     try:
-        post_json(click.response_url, message, timeout=3.0)
+        post_json(click.response_url, message, timeout=2.0)
     except SlackWebhookError as error:
         logger.warning("Slack response_url failed", extra={"error": str(error)})
 
 
 # ---------------------------------------------------------------- operators (the CLI)
 @app.post("/operator/decisions")
-def operator_decision() -> Response[str]:
+def operator_decision_route() -> Response[str]:
     """``safe-deploy approve|reject``: IAM-authenticated, the same single-use write."""
-    try:
-        body = app.current_event.json_body or {}
-    except ValueError:
-        return _json(400, {"message": "send a JSON body"})
-    decision = body.get("decision")
-    execution_arn = body.get("execution_arn", "")
-    if decision not in ("approve", "reject") or not execution_arn:
-        return _json(400, {"message": "send execution_arn and decision (approve or reject)"})
-    approval = STORE.for_execution(execution_arn)
+    decision = operator_decision(_body(OPERATOR_BODY_LIMIT))
+    approval = STORE.for_execution(decision.execution_arn)
     if approval is None:
-        return _json(404, {"message": f"no approval request for {execution_arn}"})
+        return _json(404, {"message": f"no approval request for {decision.execution_arn}"})
     identity = app.current_event.request_context.identity
     by = identity.user_arn or identity.caller or "an IAM principal"
-    try:
-        approval = _decide(
-            approval.approval_id,
-            decision == "approve",
-            by,
-            "operator API (IAM)",
-            str(body.get("reason", "")),
-        )
-    except LinkError as error:
-        return _json(error.status, {"message": f"{error.title}: {error.detail}"})
+    approval = _decide(
+        approval.approval_id, decision.approved, by, "operator API (IAM)", decision.reason
+    )
     return _json(
         200,
         {

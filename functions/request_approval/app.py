@@ -77,7 +77,8 @@ def lambda_handler(
         result = request_approval(
             event,
             store=STORE,
-            signing_key=SECRETS.signing_key(SETTINGS.signing_secret_arn),
+            # Fresh: a cached key may have been revoked since, and its links would not open.
+            signing_key=SECRETS.signing_key(SETTINGS.signing_secret_arn, fresh=True),
             base_url=SETTINGS.api_base_url,
             channels=channels(),
             now=now(),

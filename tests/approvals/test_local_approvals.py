@@ -18,14 +18,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from click.testing import CliRunner
 from pipeline_common.approvals import REVIEW, signature
 from pipeline_common.slack import button_value, request_signature
 
 from safe_deploy import ops
+from safe_deploy.cli import main
+from safe_deploy.localcloud.channels import LOCAL_GROUP_MEMBERS, LOCAL_TEAM
 from safe_deploy.target import TargetError
 from tests.approvals.local import LocalPipeline, link_parts
 
 pytestmark = pytest.mark.timeout(600)
+
+CAROL = LOCAL_GROUP_MEMBERS[0]
 
 
 @dataclass(frozen=True)
@@ -296,11 +301,15 @@ def slack_click(
     age: int = 0,
     secret: str | None = None,
     body: bytes | None = None,
+    user: str = CAROL,
+    team: str = LOCAL_TEAM,
 ) -> Any:
+    """A click signed as Slack signs it; by carol, an approver as a member of the approver group
+    (the approval API reads it from the local Slack's ``usergroups.users.list``)."""
     payload = {
         "type": "block_actions",
-        "user": {"id": "U024BE7LH", "username": "carol", "team_id": "T0LOCAL"},
-        "team": {"id": "T0LOCAL", "domain": "fares"},
+        "user": {"id": user, "username": "carol" if user == CAROL else user, "team_id": team},
+        "team": {"id": team, "domain": "fares"},
         "actions": [{"action_id": value.split(":")[0], "value": value, "type": "button"}],
         "response_url": f"{pipeline.cloud.api.origin}/_local/slack/response/T0LOCAL/1/abc",
     }
@@ -351,6 +360,38 @@ def test_a_link_button_click_reported_by_slack_decides_nothing(
     answer = slack_click(pipeline, button_value("review", run.approval_id))
     assert answer.status_code == 200
     assert status_of(pipeline, run) == "PENDING"
+
+
+def test_a_click_from_someone_who_is_not_an_approver_decides_nothing_and_they_are_told(
+    pipeline: LocalPipeline, runs: dict[str, Run]
+) -> None:
+    run = runs["slack"]
+    for user, team in (("U0MALLORY", LOCAL_TEAM), (CAROL, "T0OTHER")):
+        answer = slack_click(
+            pipeline, button_value("approve", run.approval_id), user=user, team=team
+        )
+        assert answer.status_code == 403
+        assert "You are not an approver of this pipeline" in answer.json()["message"]
+    assert status_of(pipeline, run) == "PENDING"
+    told = [m["message"] for m in pipeline.outbox("slack") if m["via"] == "response_url"]
+    assert [m["response_type"] for m in told[-2:]] == ["ephemeral", "ephemeral"]
+    assert all(m["text"].startswith("You are not an approver") for m in told[-2:])
+    logs = "".join(p.read_text() for p in pipeline.cloud.host.logs_dir.glob("*.log"))
+    assert '"user_id":"U0MALLORY","team_id":"T0LOCAL"' in logs.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"payload=%7Bnot%20json", b"payload=%5B1%5D", b"\xff\xfe", b"payload=" + b"%5B" * 5000],
+    ids=["bad json", "array", "not utf-8", "deep"],
+)
+def test_a_signed_request_that_is_not_a_click_gets_a_400(
+    pipeline: LocalPipeline, runs: dict[str, Run], body: bytes
+) -> None:
+    answer = slack_click(pipeline, "", body=body)
+    assert answer.status_code == 400
+    assert "not an approval button click" in answer.json()["message"]
+    assert status_of(pipeline, runs["slack"]) == "PENDING"
 
 
 def test_a_signed_slack_callback_decides_as_the_slack_user_once(
@@ -460,3 +501,33 @@ def test_the_task_token_is_in_no_url_page_notification_or_log_line(
             assert not leaks, f"the task token of {model_id} appears in {leaks}"
     assert sum("/outbox/" in name for name in texts) >= 9  # 3 runs x Slack, email, SNS
     assert len(pipeline.responses) > 30  # every page this module was answered
+
+
+# ---------------------------------------------------------------- the key, rotated and revoked
+def test_rotating_the_key_keeps_old_links_until_the_previous_key_is_revoked(
+    pipeline: LocalPipeline, runs: dict[str, Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``safe-deploy rotate-approval-key`` against the local cloud, as an operator runs it."""
+    monkeypatch.setenv("SAFE_DEPLOY_LOCAL", str(pipeline.workdir / "local.json"))
+    monkeypatch.delenv("SAFE_DEPLOY_STACK", raising=False)
+    link = runs["page"].link  # decided: the page still shows who decided, to a genuine link
+    assert pipeline.http("GET", link).status_code == 200  # the function caches the key now
+
+    rotated = CliRunner().invoke(main, ["rotate-approval-key"])
+    assert rotated.exit_code == 0, rotated.output
+    assert "is AWSPREVIOUS" in rotated.output
+    assert pipeline.http("GET", link).status_code == 200  # signed with AWSPREVIOUS
+
+    revoked = CliRunner().invoke(main, ["rotate-approval-key", "--revoke-previous"])
+    assert revoked.exit_code == 0, revoked.output
+    assert "revoked (AWSPREVIOUS removed)" in revoked.output
+
+    refused = pipeline.http("GET", link)  # at once: no cache outlives the revocation
+    assert refused.status_code == 403
+    assert "This link has been altered" in refused.text
+    base, approval_id, query = link_parts(link)
+    expires = int(query["expires"])
+    fresh = signature(approval_id, expires, pipeline.signing_key(), REVIEW)
+    assert pipeline.http("GET", f"{base}?{urlencode({'expires': expires, 'sig': fresh})}").ok
+    key = pipeline.signing_key()
+    assert key not in rotated.output + revoked.output

@@ -12,6 +12,7 @@ import pytest
 from pipeline_common.slack import button_value, request_signature
 
 from safe_deploy import ops
+from safe_deploy.localcloud.channels import LOCAL_APPROVER, LOCAL_TEAM
 from tests.approvals.local import LocalPipeline, link_parts
 
 pytestmark = pytest.mark.timeout(600)
@@ -98,8 +99,8 @@ def test_the_links_answer_410_once_the_run_stopped_waiting(
             "payload": json.dumps(
                 {
                     "type": "block_actions",
-                    "user": {"id": "U1", "username": "late"},
-                    "team": {"id": "T1"},
+                    "user": {"id": LOCAL_APPROVER, "username": "late"},
+                    "team": {"id": LOCAL_TEAM},
                     "actions": [{"value": button_value("approve", approval_id)}],
                 }
             )

@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 import pytest
 from pipeline_common.slack import (
     SlackRefused,
+    SlackWebhookError,
     button_value,
     parse_click,
+    post_json,
     request_signature,
     verify_request,
 )
@@ -79,6 +81,23 @@ def test_a_request_slack_did_not_sign_is_refused(change: str) -> None:
     assert refused.value.status == 401
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        (str(NOW), "v0=" + "é" * 64),
+        (str(NOW), "v0=\ud800"),
+        ("".join(chr(0xFF10 + int(d)) for d in str(NOW)), "v0=" + "0" * 64),  # int() reads it
+        (str(NOW) + "\x00", "v0=" + "0" * 64),
+        ("9" * 5000, "v0=" + "0" * 64),
+    ],
+    ids=["non-ascii signature", "surrogate", "full-width timestamp", "nul", "huge timestamp"],
+)
+def test_headers_of_any_shape_are_refused(timestamp: str, signature: str) -> None:
+    body = click_body(button_value("approve", "abc123"))
+    with pytest.raises(SlackRefused):
+        verify_request(body, timestamp, signature, SECRET, NOW)
+
+
 @pytest.mark.parametrize("age", [301, 3600, -301])
 def test_a_stale_or_future_request_is_refused_even_when_correctly_signed(age: int) -> None:
     """A captured callback replayed after the five-minute window."""
@@ -112,3 +131,13 @@ def test_the_link_buttons_click_decides_nothing() -> None:
 def test_other_payloads_are_not_clicks(body: bytes) -> None:
     with pytest.raises(ValueError, match="not an approval button click"):
         parse_click(body)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1", "http://exa mple.com/", "file:///etc/hostname", "gopher://x/", "no url"],
+)
+def test_a_url_slack_cannot_be_reached_at_is_a_webhook_error_that_hides_it(url: str) -> None:
+    with pytest.raises(SlackWebhookError) as failed:
+        post_json(url, {"text": "hi"}, timeout=1)
+    assert url not in str(failed.value)

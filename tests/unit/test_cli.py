@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from moto import mock_aws
 
 from model.schema import FEATURES
 from model.serve import FareModel
@@ -143,3 +145,59 @@ def test_local_env_without_a_running_local_cloud_says_how_to_start_one(
     result = CliRunner().invoke(main, ["local", "env"])
     assert result.exit_code != 0
     assert "safe-deploy local up" in result.output
+
+
+def test_rotate_approval_key_prints_versions_never_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against a deployed stack (moto): the stack's ApprovalSigningSecretArn output is the key."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "SAFE_DEPLOY_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        manager = boto3.client("secretsmanager")
+        arn = manager.create_secret(Name="approval-signing", SecretString="first-key")["ARN"]
+        boto3.client("cloudformation").create_stack(
+            StackName="fares",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                    "Outputs": {"ApprovalSigningSecretArn": {"Value": arn}},
+                }
+            ),
+        )
+        (first,) = manager.describe_secret(SecretId=arn)["VersionIdsToStages"]
+
+        rotated = _run("rotate-approval-key", "--stack", "fares")
+        stages = manager.describe_secret(SecretId=arn)["VersionIdsToStages"]
+        (second,) = [v for v, s in stages.items() if "AWSCURRENT" in s]
+        assert stages[first] == ["AWSPREVIOUS"]
+        assert f"version {second} is AWSCURRENT" in rotated.stdout
+        assert f"version {first} is AWSPREVIOUS" in rotated.stdout
+
+        revoked = _run("rotate-approval-key", "--stack", "fares", "--revoke-previous")
+        stages = {
+            v: s
+            for v, s in manager.describe_secret(SecretId=arn)["VersionIdsToStages"].items()
+            if s
+        }
+        (third,) = stages
+        assert stages[third] == ["AWSCURRENT"]
+        assert f"version {second} revoked" in revoked.stdout
+        assert f"version {first} (was AWSPREVIOUS)" in revoked.stdout
+        key = manager.get_secret_value(SecretId=arn)["SecretString"]
+        for output in (rotated.output, revoked.output):
+            assert key not in output
+            assert "first-key" not in output
+
+
+def test_rotate_approval_key_needs_a_stack_or_a_local_cloud(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAFE_DEPLOY_STACK", raising=False)
+    monkeypatch.setenv("SAFE_DEPLOY_LOCAL", str(tmp_path / "missing.json"))
+    result = CliRunner().invoke(main, ["rotate-approval-key"])
+    assert result.exit_code == 1
+    assert "safe-deploy local up" in result.stderr

@@ -2,32 +2,54 @@
 
 The task token stays in DynamoDB; links carry an approval id, an expiry and an HMAC-SHA256
 signature over both and the link's purpose (key in Secrets Manager; the previous key still
-verifies after a rotation). Only a POST decides, once: a conditional write moves PENDING to a
-decision, then Step Functions hears about it. Nothing here ever puts the token in a URL, a page,
-a message or a log line.
+verifies after a rotation, until it is revoked). Only a POST decides, once: a conditional write
+moves PENDING to a decision, then Step Functions hears about it. Nothing here ever puts the token
+in a URL, a page, a message or a log line.
+
+What a request may carry is checked here too, before anything is decided: bodies (base64 from
+API Gateway, bounded in size, UTF-8), forms, JSON objects, and the names and reasons a person
+types (no control or bidi characters, which could hide or reorder what an approver reads).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
+
+    from pipeline_common.secrets import SecretReader
 
 
 PURGE_AFTER_SECONDS = 90 * 24 * 3600  # decided approvals stay visible in `status` this long
 REVIEW = "review"  # a link that opens the page, whose form can decide
 PLOT = "plot"  # a link to the plot image only: it cannot be turned into a decision
+APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)  # new_approval_id(): 22 characters
+_EXPIRY = re.compile(r"[0-9]{1,12}", re.ASCII)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# A state machine's or an execution's name, as Step Functions allows it.
+_SFN_NAME = r"""[^\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}"""
+EXECUTION_ARN = re.compile(
+    rf"arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{{12}}:execution:{_SFN_NAME}:{_SFN_NAME}"
+)
+NAME_LIMIT = 100  # the page's input says so too
+REASON_LIMIT = 500
+PAGE_BODY_LIMIT = 16 * 1024  # the page's form: a name, a reason, the link's expiry and signature
+OPERATOR_BODY_LIMIT = 16 * 1024
 
 
 class Status(StrEnum):
@@ -64,6 +86,16 @@ class AlreadyDecided(LinkError):
     status = 409
 
 
+class Invalid(LinkError):
+    """A request that cannot be read or is incomplete; nothing was decided."""
+
+    status = 400
+
+
+class TooLarge(LinkError):
+    status = 413
+
+
 def new_approval_id() -> str:
     return secrets.token_urlsafe(16)
 
@@ -73,10 +105,42 @@ def signature(approval_id: str, expires: int, key: str, purpose: str = REVIEW) -
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _tampered() -> Tampered:
+    return Tampered(
+        "This link has been altered",
+        "its signature does not match. Use the link exactly as it was sent, "
+        "or ask for a new approval request.",
+    )
+
+
+def _link_expiry(approval_id: str, expires: str | int | None, sig: str | None) -> int:
+    """The expiry a link claims, once the link's parts have the shape a signed link has."""
+    if not APPROVAL_ID.fullmatch(approval_id):
+        raise Tampered("This link has been altered", "its approval id is not one we issue.")
+    if not _EXPIRY.fullmatch(str(expires or "")):
+        raise Tampered("This link has been altered", "its expiry is not a time.")
+    if not _SIGNATURE.fullmatch(sig or ""):
+        raise _tampered()
+    return int(str(expires))
+
+
+def _signed_with(approval_id: str, expiry: int, sig: str, purpose: str, key: str) -> bool:
+    return hmac.compare_digest(signature(approval_id, expiry, key, purpose).encode(), sig.encode())
+
+
+def _unexpired(expiry: int, now: float) -> int:
+    if expiry <= now:
+        raise Expired(
+            "This link has expired",
+            "the approval window is over; silence rejected the candidate.",
+        )
+    return expiry
+
+
 def verify(
     approval_id: str,
-    expires: str | int,
-    sig: str,
+    expires: str | int | None,
+    sig: str | None,
     keys: Iterable[str],
     now: float,
     purpose: str = REVIEW,
@@ -85,26 +149,29 @@ def verify(
 
     The signature is checked before the expiry, so an altered expiry reads as tampering.
     """
-    try:
-        expiry = int(expires)
-    except (TypeError, ValueError):
-        raise Tampered("This link has been altered", "its expiry is not a time.") from None
-    if not sig or not any(
-        hmac.compare_digest(signature(approval_id, expiry, key, purpose), sig)
-        for key in keys
-        if key
+    expiry = _link_expiry(approval_id, expires, sig)
+    if not any(_signed_with(approval_id, expiry, str(sig), purpose, key) for key in keys if key):
+        raise _tampered()
+    return _unexpired(expiry, now)
+
+
+def check_link(
+    keys: SecretReader,
+    secret_arn: str,
+    approval_id: str,
+    expires: str | None,
+    sig: str | None,
+    now: float,
+    purpose: str = REVIEW,
+) -> int:
+    """``verify`` with the keys the secret holds now: a key revoked since the reader cached it no
+    longer verifies (see ``SecretReader.verified``)."""
+    expiry = _link_expiry(approval_id, expires, sig)
+    if not keys.verified(
+        secret_arn, lambda key: _signed_with(approval_id, expiry, str(sig), purpose, key)
     ):
-        raise Tampered(
-            "This link has been altered",
-            "its signature does not match. Use the link exactly as it was sent, "
-            "or ask for a new approval request.",
-        )
-    if expiry <= now:
-        raise Expired(
-            "This link has expired",
-            "the approval window is over; silence rejected the candidate.",
-        )
-    return expiry
+        raise _tampered()
+    return _unexpired(expiry, now)
 
 
 def signed_query(approval_id: str, expires: int, key: str, purpose: str = REVIEW) -> str:
@@ -389,6 +456,190 @@ def tell_step_functions(sfn: SFNClient, approval: Approval, token: str) -> None:
             "the pipeline stopped waiting before your decision arrived; "
             "the candidate was rejected.",
         ) from None
+
+
+def decide(
+    store: ApprovalStore,
+    sfn: SFNClient,
+    approval_id: str,
+    *,
+    approved: bool,
+    by: str,
+    via: str,
+    reason: str = "",
+) -> Approval:
+    """The single-use write, then Step Functions; a decision it no longer waits for expires, and
+    one it did not hear is undone (the person sees an error and may try again)."""
+    approval, token = store.decide(
+        approval_id, approved, by[:200], reason[:REASON_LIMIT], now(), via
+    )
+    try:
+        tell_step_functions(sfn, approval, token)
+    except TooLate:
+        store.too_late(approval, now())
+        raise
+    except Exception:  # Step Functions did not hear it: the decision must not stand unheard
+        store.undo(approval)
+        raise
+    return approval
+
+
+# ---------------------------------------------------------------- what a request may carry
+# Control and format characters (bidi overrides and isolates, zero-width marks, NUL, escape
+# sequences), lone surrogates and line separators can hide or reorder what an approver, a log
+# or Slack shows. Names are one line; in a reason, line breaks and tabs fold into spaces.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_REASON_BREAKS = frozenset("\t\n\r\v\f\x85\u2028\u2029")
+
+
+def _first_unsafe(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    return next(
+        (c for c in text if c not in allowed and unicodedata.category(c) in _UNSAFE_CATEGORIES),
+        None,
+    )
+
+
+def _refuse_unsafe(what: str, text: str, allowed: frozenset[str] = frozenset()) -> None:
+    found = _first_unsafe(text, allowed)
+    if found is not None:
+        raise Invalid(
+            f"Unusable {what}",
+            f"the {what} contains U+{ord(found):04X}, an invisible or control character that "
+            f"could hide or reorder what others read; type it plainly. Nothing was decided.",
+        )
+
+
+def clean_name(name: str) -> str:
+    """A person's name as typed: one line, printable, spaces collapsed."""
+    _refuse_unsafe("name", name)
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise Invalid(
+            "Incomplete decision",
+            "Choose Approve or Reject and type your name; nothing was decided.",
+        )
+    if len(cleaned) > NAME_LIMIT:
+        raise Invalid(
+            "Name too long",
+            f"a name has at most {NAME_LIMIT} characters; nothing was decided.",
+        )
+    return cleaned
+
+
+def clean_reason(reason: str) -> str:
+    """A reason as typed: printable; line breaks and tabs folded into single spaces."""
+    _refuse_unsafe("reason", reason, _REASON_BREAKS)
+    cleaned = " ".join(reason.split())
+    if len(cleaned) > REASON_LIMIT:
+        raise Invalid(
+            "Reason too long",
+            f"a reason has at most {REASON_LIMIT} characters; nothing was decided.",
+        )
+    return cleaned
+
+
+def printable(text: str, limit: int = NAME_LIMIT) -> str:
+    """A name someone else chose (a Slack display name): unsafe characters dropped, not refused."""
+    kept = "".join(c for c in text if unicodedata.category(c) not in _UNSAFE_CATEGORIES)
+    return " ".join(kept.split())[:limit]
+
+
+def request_body(body: str | None, base64_encoded: bool, limit: int) -> bytes:
+    """The raw bytes of a proxy event's body (API Gateway base64-encodes every body whose type is
+    one of the API's binary media types: ``*/*`` makes that every body with a Content-Type)."""
+    if not body:
+        return b""
+    if len(body) > (4 * limit // 3 + 4 if base64_encoded else limit):
+        raise _too_large(limit)
+    if base64_encoded:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("Unreadable request", "the body is not valid base64.") from None
+    else:
+        raw = body.encode("utf-8", errors="replace")
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return raw
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge("Request too large", f"this route takes at most {limit:,} bytes.")
+
+
+def form_fields(raw: bytes, max_fields: int = 20) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, UTF-8 throughout; the first of repeated
+    fields counts."""
+    try:
+        pairs = parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=max_fields,
+            errors="strict",
+        )
+    except ValueError:  # UnicodeDecodeError too
+        raise Invalid(
+            "Unreadable form", "send the page's form as UTF-8 form fields; nothing was decided."
+        ) from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    return fields
+
+
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    by: str
+    reason: str
+
+
+def page_decision(form: Mapping[str, str]) -> Decision:
+    """The page's form, once its link is known to be genuine."""
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise Invalid(
+            "Incomplete decision",
+            "Choose Approve or Reject and type your name; nothing was decided.",
+        )
+    return Decision(
+        decision == "approve",
+        clean_name(form.get("name", "")),
+        clean_reason(form.get("reason", "")),
+    )
+
+
+@dataclass(frozen=True)
+class OperatorDecision:
+    execution_arn: str
+    approved: bool
+    reason: str
+
+
+def operator_decision(raw: bytes) -> OperatorDecision:
+    """``{"execution_arn": ..., "decision": "approve" | "reject", "reason": ...}``."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        body = None
+    if not isinstance(body, dict):
+        raise Invalid("Unreadable decision", "send a JSON object.")
+    execution_arn = body.get("execution_arn")
+    decision = body.get("decision")
+    reason = body.get("reason")
+    if (
+        not isinstance(execution_arn, str)
+        or not EXECUTION_ARN.fullmatch(execution_arn)
+        or not isinstance(decision, str)
+        or decision not in ("approve", "reject")
+    ):
+        raise Invalid(
+            "Incomplete decision",
+            "send execution_arn (a Step Functions execution ARN) and decision (approve or reject).",
+        )
+    if reason is not None and not isinstance(reason, str):
+        raise Invalid("Unusable reason", "reason is text.")
+    return OperatorDecision(execution_arn, decision == "approve", clean_reason(reason or ""))
 
 
 def now() -> float:

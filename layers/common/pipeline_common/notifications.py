@@ -108,7 +108,8 @@ def as_html(n: Notification) -> str:
 def as_slack(n: Notification) -> dict[str, Any]:
     """An incoming-webhook message: Block Kit, with a plain-text fallback."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": n.subject[:150]}},
+        # plain_text is not parsed for mentions, but escaped all the same: the rule is one rule.
+        {"type": "header", "text": {"type": "plain_text", "text": slack_escape(n.subject)[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(n.headline)}},
         {
             "type": "section",
@@ -124,7 +125,8 @@ def as_slack(n: Notification) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"<{n.plot_url}|Actual vs predicted fares on the test split (plot)>",
+                    "text": f"<{slack_escape(n.plot_url)}|Actual vs predicted fares on the test "
+                    "split (plot)>",
                 },
             }
         )
@@ -187,7 +189,8 @@ def as_slack(n: Notification) -> dict[str, Any]:
                 ],
             }
         )
-    return {"text": f"{n.subject}\n{n.headline}", "blocks": blocks}
+    # The fallback text is mrkdwn too (notifications and clients without blocks show it).
+    return {"text": slack_escape(f"{n.subject}\n{n.headline}"), "blocks": blocks}
 
 
 def _button(
@@ -211,7 +214,7 @@ def _button(
     if confirm:
         button["confirm"] = {
             "title": {"type": "plain_text", "text": "Are you sure?"},
-            "text": {"type": "plain_text", "text": confirm[:300]},
+            "text": {"type": "plain_text", "text": slack_escape(confirm)[:300]},
             "confirm": {"type": "plain_text", "text": "Yes"},
             "deny": {"type": "plain_text", "text": "Cancel"},
         }

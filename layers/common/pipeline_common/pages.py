@@ -31,6 +31,7 @@ _STATUS_WORDS = {
     405: "Method not allowed",
     409: "Conflict",
     410: "Gone",
+    413: "Content too large",
 }
 
 
