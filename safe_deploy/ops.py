@@ -138,8 +138,15 @@ def decide(target: Target, execution: str, approve: bool, reason: str = "") -> d
         answer: dict[str, Any] = response.json()
     except ValueError:
         answer = {"message": response.text}
+    if response.status_code == 403 and "explicit deny" in str(answer.get("Message", "")):
+        raise TargetError(
+            f"the approval API refused: {answer['Message']}. Only the principals in the stack's "
+            "OperatorPrincipalArns parameter may decide through the API: use the approval link, "
+            "or deploy with your role's ARN in OperatorPrincipalArns."
+        )
     if response.status_code != 200:
-        raise TargetError(f"the approval API refused: {answer.get('message', response.text)}")
+        message = answer.get("message") or answer.get("Message") or response.text
+        raise TargetError(f"the approval API refused: {message}")
     return answer
 
 

@@ -133,7 +133,21 @@ def sam_parameters_with_everything_on() -> dict[str, str]:
             f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:slack-signing-AbCdEf"
         ),
         "DriftRetrainingEnabled": "true",
+        "ApproverEmail": "approver@example.com",
+        "SlackTeamId": "T0123ABCD",
+        "SlackApproverIds": "U0123ABCD,U0456EFGH",
+        "SlackApproverGroup": "S0123ABCD",
+        "SlackBotTokenSecretArn": (
+            f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:slack-bot-AbCdEf"
+        ),
+        "OperatorPrincipalArns": OPERATORS,
     }
+
+
+# Who may decide through the operator route, in the stack "with everything on".
+OPERATORS = (
+    f"arn:{PARTITION}:iam::{ACCOUNT}:role/ReleaseManagers,arn:{PARTITION}:iam::{ACCOUNT}:user/alice"
+)
 
 
 # ---------------------------------------------------------------------------- one imaginary stack

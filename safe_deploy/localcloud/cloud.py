@@ -25,6 +25,7 @@ import boto3
 import requests
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import sqs_backends
 from pipeline_common.layout import NO_ENDPOINT, monitoring_schedule_of
 from werkzeug.wrappers import Request, Response
 
@@ -45,12 +46,13 @@ from safe_deploy.localcloud.cloudformation.package import Packager
 from safe_deploy.localcloud.cloudformation.resources import Handlers
 from safe_deploy.localcloud.codedeploy import CodeDeployEmulator
 from safe_deploy.localcloud.lambdas import HandlerHost
-from safe_deploy.localcloud.metrics import Alarms, MetricStore
+from safe_deploy.localcloud.metrics import Alarm, Alarms, MetricStore
 from safe_deploy.localcloud.sagemaker import SageMakerEmulator
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
 from safe_deploy.localcloud.template import Evaluator, load
 
 LOCAL_ACCESS_KEY = "local-operator"
+LOCAL_OPERATOR_ARN = "arn:aws:iam::{}:user/" + LOCAL_ACCESS_KEY  # the local API's identity
 _RUNNING: list[LocalCloud] = []  # moto's state is process-wide: one local cloud at a time
 
 
@@ -146,6 +148,8 @@ class LocalCloud:
         parameters = dict(settings.parameter_overrides)
         if settings.local_channels:  # Slack and email reviewers, answered by the outbox
             parameters = self.channels.configure(self.client, self.api, parameters)
+        # The local CLI's identity decides through the operator route (safe-deploy approve).
+        parameters.setdefault("OperatorPrincipalArns", LOCAL_OPERATOR_ARN.format(settings.account))
         # Globals' environment (service name, metrics namespace) is read at run time too.
         globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
         evaluator = Evaluator(template, parameters, {"AWS::Region": settings.region})
@@ -169,6 +173,7 @@ class LocalCloud:
         cloudformation_wire.install(self.cloudformation)
         self._create_stack(parameters)
         self.api.local_routes["/_local/monitoring/run"] = self._run_monitoring
+        self.alarms.on_alarm = self._alarm_actions
         self._subscribe_outbox()
         for target in (self.sagemaker.scheduler, self._watch_alarms, self._drain_outbox):
             threading.Thread(target=target, daemon=True).start()
@@ -276,9 +281,51 @@ class LocalCloud:
         return Response(json.dumps(execution, default=str), content_type="application/json")
 
     # ------------------------------------------------------------------ background work
+    def _alarm_actions(self, alarm: Alarm) -> None:
+        """An alarm that went to ALARM tells its SNS topics, as CloudWatch does."""
+        message = {
+            "AlarmName": alarm.name,
+            "AlarmDescription": alarm.description,
+            "NewStateValue": "ALARM",
+            "NewStateReason": "evaluated by the local cloud",
+            "Trigger": {
+                "MetricName": alarm.metric,
+                "Namespace": alarm.namespace,
+                "Dimensions": [{"name": k, "value": v} for k, v in alarm.dimensions.items()],
+                "Threshold": alarm.threshold,
+            },
+        }
+        subject = f'ALARM: "{alarm.name}" in {self.settings.region}'[:100]
+        for topic in alarm.actions:
+            if topic.startswith("arn:aws:sns:"):
+                self.client("sns").publish(
+                    TopicArn=topic, Subject=subject, Message=json.dumps(message)
+                )
+
+    def _sample_queues(self) -> None:
+        """SQS's queue-depth metric for the queues alarms watch (SQS publishes it itself)."""
+        names = {
+            alarm.dimensions["QueueName"]
+            for alarm in list(self.alarms.alarms.values())
+            if alarm.namespace == "AWS/SQS" and "QueueName" in alarm.dimensions
+        }
+        backend = sqs_backends[self.settings.account][self.settings.region]
+        for name in names:
+            queue = backend.queues.get(name)
+            if queue is not None:
+                visible = queue.approximate_number_of_messages
+                self.metrics.put(
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    {"QueueName": name},
+                    visible,
+                    "Count",
+                )
+
     def _watch_alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
         while not self._threads_stop.wait(0.25):
+            self._sample_queues()
             for name, state in self.alarms.evaluate_all().items():
                 try:
                     cloudwatch.set_alarm_state(

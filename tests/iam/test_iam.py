@@ -271,7 +271,12 @@ def _promotion_needs(template: Template, stack: Stack) -> list[Need]:
             if f'"Fn::GetAtt": ["{replaced}"' in json.dumps(resource.get("Properties", {})):
                 changed.add(logical_id)
     kinds = {resources[k]["Type"] for k in changed}
-    assert kinds == {"AWS::Lambda::Function", "AWS::Lambda::Version", "AWS::Lambda::Alias"}, kinds
+    assert kinds == {
+        "AWS::Lambda::Function",
+        "AWS::Lambda::Version",
+        "AWS::Lambda::Alias",
+        "AWS::CloudWatch::Alarm",  # the green version's errors alarm names the new version
+    }, kinds
 
     needs: list[Need] = [
         Need(
@@ -298,6 +303,11 @@ def _promotion_needs(template: Template, stack: Stack) -> list[Need]:
         elif resource["Type"] == "AWS::Lambda::Version":
             function = stack.attribute(props["FunctionName"]["Ref"], "Arn")
             needs.append(Need("lambda:PublishVersion", function))
+        elif resource["Type"] == "AWS::CloudWatch::Alarm":
+            alarm = stack.attribute(logical_id, "Arn")
+            needs += [
+                Need(a, alarm) for a in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms")
+            ]
         else:
             alias = stack.ref(logical_id)
             needs += [Need(a, alias) for a in ("lambda:GetAlias", "lambda:UpdateAlias")]

@@ -300,12 +300,14 @@ def sign(
     token: str | None = None,
     service: str = "execute-api",
     region: str = REGION,
-    when: datetime | None = None,
+    when: datetime | timedelta | None = None,
     scope_date: str | None = None,
     sign_host: bool = True,
     host: str | None = None,
 ) -> dict[str, str]:
     """The headers of a POST to ``url`` signed as a client would sign it, or with one fault."""
+    if isinstance(when, timedelta):  # an offset from the moment of signing
+        when = datetime.now(UTC) + when
     stamp = (when or datetime.now(UTC)).strftime(TIMESTAMP)
     signed_url = url if host is None else url.replace(url.split("/")[2], host, 1)
     request = AWSRequest(method="POST", url=signed_url, data=body)
@@ -375,8 +377,8 @@ def now_minus(**delta: float) -> datetime:
             {"region": "eu-west-1"},
             "Credential should be scoped to a valid region, not 'eu-west-1'. ",
         ),
-        ({"when": now_minus(days=3)}, "Signature expired: "),
-        ({"when": now_minus(minutes=-6)}, "Signature not yet current: "),
+        ({"when": timedelta(days=-3)}, "Signature expired: "),
+        ({"when": timedelta(minutes=6)}, "Signature not yet current: "),
         ({"scope_date": "20200101"}, "Date in Credential scope does not match YYYYMMDD"),
         (
             {"sign_host": False},

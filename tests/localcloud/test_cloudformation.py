@@ -231,6 +231,16 @@ def test_a_dependency_cycle_is_refused_with_cloudformations_message(cloud: Local
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
             if statement.get("Sid") == "AnswerTheWaitingTask":
                 statement["Resource"] = {"Ref": "TrainingStateMachine"}
+    described = deploy(cloud, "cyclic", json.dumps(packaged(sam)), "CREATE")
+    assert described["Status"] == "FAILED"
+    reason = described["StatusReason"]
+    assert reason.startswith("Circular dependency between resources: [")
+    for member in ("TrainingStateMachine", "ApprovalApiFunctionRole", "FaresApi"):
+        assert member in reason
+
+
+def packaged(sam: dict[str, Any]) -> dict[str, Any]:
+    """The application's template with its code where ``sam package`` would put it."""
     for resource in sam["Resources"].values():
         props = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):
@@ -238,12 +248,27 @@ def test_a_dependency_cycle_is_refused_with_cloudformations_message(cloud: Local
                 props[key] = "s3://nowhere/code.zip"
         if isinstance(props.get("DefinitionUri"), str):
             props["DefinitionUri"] = "s3://nowhere/definition.json"
-    described = deploy(cloud, "cyclic", json.dumps(sam), "CREATE")
+    return sam
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refusal"),
+    [
+        (
+            {"SlackSigningSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"},
+            "SlackTeamId is required with SlackSigningSecretArn",
+        ),
+        ({"SlackApproverGroup": "S0123ABCD"}, "SlackApproverGroup needs SlackBotTokenSecretArn"),
+    ],
+)
+def test_the_templates_rules_refuse_parameters_that_do_not_go_together(
+    cloud: LocalCloud, parameters: dict[str, str], refusal: str
+) -> None:
+    """CloudFormation evaluates the ``Rules`` section before it touches a resource."""
+    given = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
+    described = deploy(cloud, "ruled", json.dumps(packaged(load_sam())), "CREATE", Parameters=given)
     assert described["Status"] == "FAILED"
-    reason = described["StatusReason"]
-    assert reason.startswith("Circular dependency between resources: [")
-    for member in ("TrainingStateMachine", "ApprovalApiFunctionRole", "FaresApi"):
-        assert member in reason
+    assert refusal in described["StatusReason"]
 
 
 def test_the_application_stack_was_made_by_a_change_set(cloud: LocalCloud) -> None:

@@ -109,6 +109,7 @@ NAMELESS_TYPES = {
     "AWS::Lambda::Alias",  # "live", scoped to its function
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",  # "v1", scoped to its API
+    "AWS::ApiGateway::Account",  # the account's setting, not a named resource
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::SNS::Subscription",
@@ -210,6 +211,11 @@ def test_rollback_alarms_watch_metrics_the_release_emits(
     assert api_5xx == {"ApiName": api["Name"], "Stage": stage["Properties"]["StageName"]}
     alias_errors = _dimensions(res["PredictAliasErrorsAlarm"], stack)
     assert res["PredictAliasErrorsAlarm"]["Properties"]["Namespace"] == "AWS/Lambda"
+    # the version being deployed (the one the alias points to after this update), not the alias
+    alarm_version = res["PredictAliasErrorsAlarm"]["Properties"]["Dimensions"][-1]["Value"]
+    green = _alias(template)[1]["Properties"]["FunctionVersion"]
+    assert alias_errors.pop("ExecutedVersion") is not None
+    assert alarm_version == {"Fn::GetAtt": [ref_target(green), "Version"]}
     assert alias_errors == {
         "FunctionName": stack.ref("PredictFunction"),
         "Resource": f"{stack.ref('PredictFunction')}:live",

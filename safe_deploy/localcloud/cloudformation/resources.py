@@ -74,6 +74,7 @@ REPLACE_ON: dict[str, set[str] | str] = {
     "AWS::S3::BucketPolicy": {"Bucket"},
     "AWS::SQS::QueuePolicy": set(),
 }
+SLACK_WEB_API = "https://slack.com/api"  # served by the local Slack (channels.py)
 DEPLOYMENT_DONE = {"Succeeded", "Failed", "Stopped"}
 # Lambda's concurrency per account and Region, and what reservations must leave to the rest
 # (AWS Lambda Developer Guide, "Configuring reserved concurrency").
@@ -410,10 +411,14 @@ class Handlers:
         return self.localize(value)
 
     def localize(self, value: str) -> str:
+        """API URLs point at the local API, and Slack's Web API at the local Slack."""
         pattern = (
             rf"https://[a-z0-9]+\.execute-api\.{re.escape(self.settings.region)}\.amazonaws\.com"
         )
-        return re.sub(pattern, self.api.origin, value)
+        value = re.sub(pattern, self.api.origin, value)
+        if value == SLACK_WEB_API:
+            return f"{self.api.origin}/_local/slack/api"
+        return value
 
     def create_lambda_function(self, ctx: Context, props: dict[str, Any]) -> Realized:
         name = props.get("FunctionName") or ctx.name(64)

@@ -103,8 +103,71 @@ def parameter_values(
         raise CloudFormationError(f"Parameters: [{', '.join(missing)}] must have values")
     for key, spec in declared.items():
         _check_parameter(key, spec, values[key])
+    check_rules(template, values)
     no_echo = {k for k, spec in declared.items() if str(spec.get("NoEcho", "")).lower() == "true"}
     return values, no_echo
+
+
+def check_rules(template: Mapping[str, Any], values: Mapping[str, str]) -> None:
+    """The template's ``Rules``: a rule whose ``RuleCondition`` holds must pass each ``Assert``,
+    or the operation is refused with the assertion's ``AssertDescription`` ("Rules" and
+    "Rule functions" in the CloudFormation User Guide)."""
+    declared: Mapping[str, Any] = template.get("Parameters", {}) or {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            ((name, arg),) = node.items()
+            if name == "Ref":
+                if arg not in declared:
+                    raise CloudFormationError(
+                        f"Template format error: Unresolved dependencies [{arg}] in the Rules block"
+                    )
+                text = values[arg]
+                listed = str(declared[arg].get("Type", "")).startswith(
+                    ("CommaDelimitedList", "List<")
+                )
+                return text.split(",") if listed else text
+            if name == "Fn::Equals":
+                left, right = (value(a) for a in arg)
+                return str(left) == str(right) if not isinstance(left, list) else left == right
+            if name == "Fn::Not":
+                return not truth(arg[0])
+            if name == "Fn::And":
+                return all(truth(a) for a in arg)
+            if name == "Fn::Or":
+                return any(truth(a) for a in arg)
+            if name == "Fn::Contains":
+                options, item = value(arg[0]), value(arg[1])
+                return item in options
+            if name == "Fn::EachMemberEquals":
+                items, item = value(arg[0]), value(arg[1])
+                return all(i == item for i in items)
+            if name == "Fn::EachMemberIn":
+                items, options = value(arg[0]), value(arg[1])
+                return all(i in options for i in items)
+            raise CloudFormationError(
+                f"Template format error: {name} is not supported in the Rules block"
+            )
+        if isinstance(node, list):
+            return [value(n) for n in node]
+        return node
+
+    def truth(node: Any) -> bool:
+        result = value(node)
+        if not isinstance(result, bool):
+            raise CloudFormationError(
+                "Template format error: every Rules condition and assertion must be a boolean"
+            )
+        return result
+
+    for rule in (template.get("Rules") or {}).values():
+        if "RuleCondition" in rule and not truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not truth(assertion["Assert"]):
+                raise CloudFormationError(
+                    str(assertion.get("AssertDescription") or "Template rule assertion failed")
+                )
 
 
 def _check_parameter(key: str, spec: Mapping[str, Any], value: str) -> None:
