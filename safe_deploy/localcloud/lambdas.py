@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,74 @@ class FunctionCode:
     memory_mb: int
     timeout: int
     dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: an SQS queue
+
+
+class _ThreadEnvironment(MutableMapping[str, str]):
+    """``os.environ`` with, in a thread that is importing a handler, that function's variables on
+    top. Reads and writes elsewhere go to the process's environment, unchanged; iteration takes a
+    snapshot, so no reader ever sees the mapping change size under it."""
+
+    def __init__(self, process: MutableMapping[str, str]) -> None:
+        self.process = process
+        self._local = threading.local()
+
+    def _overlay(self) -> dict[str, str] | None:
+        overlay: dict[str, str] | None = getattr(self._local, "overlay", None)
+        return overlay
+
+    def __getitem__(self, name: str) -> str:
+        overlay = self._overlay()
+        if overlay is not None and name in overlay:
+            return overlay[name]
+        return self.process[name]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        overlay = self._overlay()
+        if overlay is not None:
+            overlay[name] = value
+        else:
+            self.process[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        overlay = self._overlay()
+        if overlay is not None and name in overlay:
+            del overlay[name]
+        else:
+            del self.process[name]
+
+    def __iter__(self) -> Iterator[str]:
+        overlay = self._overlay() or {}
+        return iter(list(dict.fromkeys([*list(self.process), *overlay])))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def copy(self) -> dict[str, str]:
+        return dict(self.items())
+
+    @contextmanager
+    def overlay(self, values: dict[str, str]) -> Iterator[None]:
+        previous = self._overlay()
+        self._local.overlay = {**(previous or {}), **values}
+        try:
+            yield
+        finally:
+            self._local.overlay = previous
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextmanager
+def function_environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` shows ``values`` to this thread only, for the ``with`` block."""
+    with _ENVIRONMENT_LOCK:
+        if not isinstance(os.environ, _ThreadEnvironment):  # undone when the cloud stops
+            replace(os, "environ", _ThreadEnvironment(os.environ))
+        environment = os.environ
+    assert isinstance(environment, _ThreadEnvironment)
+    with environment.overlay(values):
+        yield
 
 
 # Lambda retries a failed asynchronous invocation twice, about one and then two minutes later,
@@ -146,22 +214,14 @@ class HandlerHost:
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
             module: ModuleType = importlib.util.module_from_spec(spec)
-            # Only the function's own variables change, and only for the import (handlers
-            # read their settings then): other threads keep seeing every other variable.
-            values = {**self.base_env, **environment}
-            saved = {name: os.environ.get(name) for name in values}
-            os.environ.update(values)
-            try:
+            # The function's variables, for the import (handlers read their settings then), in
+            # this thread only: the process's environment, which other threads read, never
+            # changes (Lambda gives each function a process of its own).
+            with function_environment({**self.base_env, **environment}):
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
                 self._keep_logs(function_name, out.getvalue())
                 self._route_logger()
-            finally:
-                for name, previous in saved.items():
-                    if previous is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = previous
             handler: Handler = getattr(module, attribute)
             self._modules[key] = handler
             return handler

@@ -9,6 +9,7 @@ operator route, as ``safe-deploy reject`` does. Tests in this module run in file
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 from click.testing import CliRunner
 from pipeline_common.approvals import REVIEW, signature
@@ -24,6 +26,7 @@ from pipeline_common.slack import button_value, request_signature
 
 from safe_deploy import ops
 from safe_deploy.cli import main
+from safe_deploy.localcloud.api import LOCAL_SECRET
 from safe_deploy.localcloud.channels import LOCAL_GROUP_MEMBERS, LOCAL_TEAM
 from safe_deploy.target import TargetError
 from tests.approvals.local import LocalPipeline, link_parts
@@ -443,6 +446,30 @@ def test_a_failing_channel_does_not_stop_the_others(
     logs = "".join(p.read_text() for p in pipeline.cloud.host.logs_dir.glob("*.log"))
     assert "approval requested: channel failed" in logs
     assert pipeline.http("GET", operator_run.link).status_code == 200
+
+
+def test_a_principal_that_is_not_an_operator_cannot_decide(
+    pipeline: LocalPipeline, operator_run: Run
+) -> None:
+    """A predict client, signed and allowed to call the API, is refused the operator route by
+    the API's resource policy (only OperatorPrincipalArns may decide)."""
+    client = dataclasses.replace(
+        pipeline.target,
+        session=boto3.Session(
+            aws_access_key_id="fare-quotes-service",
+            aws_secret_access_key=LOCAL_SECRET,
+            region_name=pipeline.target.region,
+        ),
+    )
+    with pytest.raises(TargetError, match="OperatorPrincipalArns") as refused:
+        ops.decide(client, operator_run.execution_arn, True, "I only quote fares")
+    assert "user/fare-quotes-service is not authorized" in str(refused.value)
+    assert "explicit deny" in str(refused.value)
+    assert status_of(pipeline, operator_run) == "PENDING"
+    assert (
+        client.signed("POST", "/predict", b"12.5,1,2.4", {"Content-Type": "text/csv"}).status_code
+        != 403
+    )
 
 
 def test_the_operator_route_needs_iam_and_records_the_principal(
