@@ -378,7 +378,66 @@ def _resolve(backend: Any, function_name: str, qualifier: str | None) -> tuple[A
     return fn, qualifier
 
 
+class _ThreadValue:
+    """A class attribute whose value is per thread (a data descriptor)."""
+
+    def __init__(self, name: str, local: threading.local) -> None:
+        self.name = name
+        self.local = local
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        try:
+            return getattr(self.local, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        setattr(self.local, self.name, value)
+
+
+class _RouterState:
+    """What ``api_gateway.BaseRouter`` names inside Powertools' module: the class, except that
+    ``current_event`` and ``lambda_context`` are per thread."""
+
+    def __init__(self, router: type, local: threading.local) -> None:
+        object.__setattr__(self, "_router", router)
+        object.__setattr__(self, "_local", local)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PER_INVOCATION:
+            return getattr(self._local, name)
+        return getattr(self._router, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PER_INVOCATION:
+            setattr(self._local, name, value)
+        else:
+            setattr(self._router, name, value)
+
+
+_PER_INVOCATION = ("current_event", "lambda_context")
+
+
+def _invocations_keep_their_own_event() -> None:
+    """Powertools' event handler keeps the request being resolved on a class
+    (``BaseRouter.current_event = ...``), shared by every resolver in the process. Lambda runs one
+    invocation per process at a time; here invocations run in threads of one process, so that
+    state is made per thread, or concurrent requests (to one function or two) would read each
+    other's headers and bodies."""
+    from aws_lambda_powertools.event_handler import api_gateway
+
+    router = api_gateway.BaseRouter
+    if isinstance(router, _RouterState):
+        return
+    local = threading.local()
+    for name in _PER_INVOCATION:
+        replace(router, name, _ThreadValue(name, local))
+    replace(api_gateway, "BaseRouter", _RouterState(router, local))
+
+
 def install(host: HandlerHost) -> None:
+    _invocations_keep_their_own_event()
+
     def invoke(
         self: Any,
         function_name: str,
