@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -213,6 +213,17 @@ class _Recomputed(SigV4Auth):
         return headers
 
 
+def _canonical_query(raw: str) -> str:
+    """The query string as SigV4 canonicalizes what arrives: each name and value decoded, then
+    encoded with only the unreserved characters left as they are, sorted by name and value. A
+    client that signed the query as it sent it (with ``%28``, not ``(``) matches."""
+    pairs = []
+    for pair in raw.split("&") if raw else []:
+        name, _, value = pair.partition("=")
+        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
 def _expected(
     request: Request,
     principal: Principal,
@@ -227,7 +238,9 @@ def _expected(
         values = [host] if name == "host" else request.headers.getlist(name)
         for value in values:
             headers[name] = value
-    url = urlsplit(request.url)._replace(netloc=host).geturl()
+    parts = urlsplit(request.url)
+    query = _canonical_query(request.environ.get("QUERY_STRING", ""))
+    url = parts._replace(netloc=host, query=query).geturl()
     aws_request = AWSRequest(method=request.method, url=url, data=request.get_data())
     aws_request.headers = headers
     aws_request.context["timestamp"] = timestamp.strftime(TIMESTAMP)
@@ -296,7 +309,9 @@ def authenticate(
     if not principal.active:
         return Refusal("UnrecognizedClientException", INVALID_TOKEN)
     sent_host = request.headers.get("Host", "")
-    host = sent_host if sent_host in hosts else hosts[0]
+    if sent_host not in hosts:  # on AWS such a request never reaches this API
+        return Refusal("ForbiddenException", "Forbidden")
+    host = sent_host
     canonical, string_to_sign, signature = _expected(
         request, principal, region, signed, host, timestamp
     )

@@ -429,13 +429,40 @@ def test_a_signature_for_another_host_or_body_does_not_match(
     cloud: LocalCloud, stack: dict[str, str]
 ) -> None:
     target = url(cloud, "/predict")
-    foreign = post(target, sign(target, host="abc123.execute-api.us-east-1.amazonaws.com"))
+    other_host = "abc123.execute-api.us-east-1.amazonaws.com"
+    headers = sign(target, host=other_host)
+    sent_to_it = post(target, headers)  # with its Host header: not this API's
+    assert sent_to_it.status_code == 403
+    assert sent_to_it.json()["message"] == "Forbidden"
+    headers.pop("Host")  # signed for the other host, sent to this one
+    foreign = post(target, headers)
     assert foreign.status_code == 403
     message = foreign.json()["message"]
     assert message.startswith("The request signature we calculated does not match")
     assert f"host:127.0.0.1:{cloud.api.port}" in message  # the canonical request AWS computed
     tampered = post(target, sign(target, body=b'{"amount": 1}'), body=b'{"amount": 1000}')
     assert tampered.status_code == 403
+
+
+def test_a_request_sent_with_a_foreign_host_header_never_reaches_the_api(
+    cloud: LocalCloud, stack: dict[str, str]
+) -> None:
+    target = url(cloud, "/predict")
+    headers = sign(target)
+    answer = requests.post(target, headers={**headers, "Host": "example.com"}, timeout=30)
+    assert answer.status_code == 403
+    assert answer.json()["message"] == "Forbidden"
+
+
+@pytest.mark.parametrize("query", ["a=%28", "a=%C3%A9&b=%2F%21", "z=1&a=b%20c"])
+def test_a_query_signed_as_sent_matches_as_aws_canonicalizes_it(
+    cloud: LocalCloud, stack: dict[str, str], query: str
+) -> None:
+    """AWS decodes each name and value and encodes them again strictly: a client that signed
+    its percent-escaped query as it sends it is accepted."""
+    target = url(cloud, f"/predict?{query}")
+    answer = post(target, sign(target))
+    assert answer.status_code == 200, answer.text
 
 
 def test_an_iam_users_key_signs_with_its_own_secret(
