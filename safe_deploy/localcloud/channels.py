@@ -61,9 +61,17 @@ class Outbox:
             folder = self.folder / channel
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{self._counts[channel]:04d}.json"
-            path.write_text(json.dumps({"channel": channel, **record}, indent=2))
+            write_whole(path, json.dumps({"channel": channel, **record}, indent=2))
         self.feed.emit("outbox", f"{channel}: {summary}", record=record)
         return path
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write a file that readers (tests, the demo) only ever see whole: a temporary name, then
+    a rename."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 class LocalSlackApi:

@@ -39,7 +39,7 @@ from safe_deploy.localcloud import (
     stepfunctions,
 )
 from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
-from safe_deploy.localcloud.channels import LocalChannels, Outbox
+from safe_deploy.localcloud.channels import LocalChannels, Outbox, write_whole
 from safe_deploy.localcloud.cloudformation import wire as cloudformation_wire
 from safe_deploy.localcloud.cloudformation.engine import Engine
 from safe_deploy.localcloud.cloudformation.package import Packager
@@ -385,7 +385,7 @@ class LocalCloud:
                     "message": envelope.get("Message"),
                     "timestamp": envelope.get("Timestamp"),
                 }
-                (folder / f"{count:04d}.json").write_text(json.dumps(record, indent=2))
+                write_whole(folder / f"{count:04d}.json", json.dumps(record, indent=2))
                 self.feed.emit("outbox", f"SNS: {record['subject']}", record=record)
                 sqs.delete_message(
                     QueueUrl=self._outbox_queue, ReceiptHandle=message["ReceiptHandle"]
