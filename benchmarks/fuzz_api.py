@@ -30,7 +30,6 @@ from tests.security.harness import (  # noqa: E402
     describe,
     find_causes,
     fuzz,
-    operator_overrides,
     release_state,
     send,
     stage,
@@ -50,7 +49,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as work:
         started = time.monotonic()
-        cloud, demo = start_demo(Path(work), operator_overrides(ROOT / "template.yaml"))
+        cloud, demo = start_demo(Path(work))
         try:
             world = stage(demo)
             print(f"staged in {time.monotonic() - started:.0f} s", flush=True)

@@ -34,9 +34,6 @@ from werkzeug.wrappers import Request
 from safe_deploy import ops
 from safe_deploy.demo import TRAINING_TIMEOUT, Demo
 from safe_deploy.localcloud.api import LocalApi
-from safe_deploy.localcloud.cloud import LOCAL_ACCESS_KEY
-from safe_deploy.localcloud.state import ACCOUNT
-from safe_deploy.localcloud.template import load
 from safe_deploy.target import Target as Stack
 from tests.security.strategies import KnownApproval, Probe, Target, World, probes, targets
 
@@ -45,14 +42,6 @@ SUMMARY = pytest.StashKey[list[str]]()  # lines for the terminal report (see con
 
 
 # ---------------------------------------------------------------- the stage
-def operator_overrides(template: Path) -> dict[str, str]:
-    """Stack parameters that let the local operator use the operator route, where the template
-    lets a stack say who may (otherwise its resource policy refuses every caller)."""
-    if "OperatorPrincipalArns" not in load(template).get("Parameters", {}):
-        return {}
-    return {"OperatorPrincipalArns": f"arn:aws:iam::{ACCOUNT}:user/{LOCAL_ACCESS_KEY}"}
-
-
 def stage(demo: Demo) -> World:
     """A model in production (so /predict answers from it) and a second candidate waiting for a
     person (so the approval routes have a live link), in the demo's local cloud."""

@@ -24,7 +24,7 @@ import pytest
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import ROOT, start_demo
+from tests.e2e.conftest import start_demo
 from tests.security.harness import (
     LET_THROUGH,
     SERVER_ERROR,
@@ -37,7 +37,6 @@ from tests.security.harness import (
     find_causes,
     fuzz,
     last_exception,
-    operator_overrides,
     problems,
     release_state,
     stage,
@@ -69,9 +68,7 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staged]:
     """A local cloud with a model in production and a candidate waiting for a person."""
-    cloud, demo = start_demo(
-        tmp_path_factory.mktemp("fuzz"), operator_overrides(ROOT / "template.yaml")
-    )
+    cloud, demo = start_demo(tmp_path_factory.mktemp("fuzz"))
     try:
         yield Staged(stage(demo), demo)
     finally:
