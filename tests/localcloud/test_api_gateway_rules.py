@@ -32,6 +32,7 @@ from safe_deploy.localcloud.cloud import LOCAL_ACCESS_KEY, LocalCloud
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.resource_policy import ResourcePolicy
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+from tests.localcloud.test_resource_policy import planned_policy as policy_with_operators
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "rules"  # not the application's stage: the local API keys routes by stage and path
@@ -171,24 +172,8 @@ def api_template(
 
 
 def planned_policy() -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Action": "execute-api:Invoke",
-                "Resource": "execute-api:/*",
-            },
-            {
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "execute-api:Invoke",
-                "Resource": "execute-api:/*/POST/operator/decisions",
-                "Condition": {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "Operators"}}},
-            },
-        ],
-    }
+    """The template's policy, with the operators from a parameter of the test stack."""
+    return policy_with_operators({"Ref": "Operators"})
 
 
 # ---------------------------------------------------------------- deploying

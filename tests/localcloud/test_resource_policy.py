@@ -29,7 +29,7 @@ PREDICT_ONLY = f"arn:aws:iam::{ACCOUNT}:user/predict-client"
 OTHER_ACCOUNT_USER = "arn:aws:iam::210987654321:user/partner"
 
 
-def planned_policy(operators: list[str]) -> dict[str, Any]:
+def planned_policy(operators: Any) -> dict[str, Any]:
     """The policy the template is to carry (``Auth.ResourcePolicy.CustomStatements``), as SAM
     writes it into the API's OpenAPI body."""
     return {
