@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from model.errors import DataFileError, TrainingError
+from safe_deploy.cli_common import project_root
 from safe_deploy.console import StageFailed, console, errors
 from safe_deploy.scenarios import SCENARIOS
 from safe_deploy.target import TargetError
@@ -241,21 +242,13 @@ def demo(
         return
     from safe_deploy.demo import run_demo
 
-    result = run_demo(_project_root(), workdir, scenario, data, auto_approve, time_scale)
+    result = run_demo(project_root(), workdir, scenario, data, auto_approve, time_scale)
     if scenario:
         console.print(
             f"[green]scenario {scenario} behaved as it should:[/green] {escape(str(result))}"
         )
     else:
         console.print(f"[green]demo complete[/green]; report at {escape(str(result))}")
-
-
-def _project_root() -> Path:
-    """The folder holding template.yaml: the current one, or the project this package is in."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (candidate / "template.yaml").exists():
-            return candidate
-    raise click.ClickException("run this from the project folder (template.yaml not found)")
 
 
 def _register_operator_commands() -> None:

@@ -11,8 +11,8 @@ from rich.console import Console
 
 # Wide enough for tables of ARNs and names when the output goes to a file or a pipe.
 _WIDTH = None if sys.stdout.isatty() else 160
-console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, emoji=False, soft_wrap=True, width=_WIDTH)
+errors = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 class StageFailed(RuntimeError):
