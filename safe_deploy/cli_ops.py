@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from safe_deploy.cli_local import local
-from safe_deploy.cli_release import approve, reject, rotate_approval_key, upload_data
+from safe_deploy.cli_release import approve, follow, reject, rotate_approval_key, upload_data
 from safe_deploy.cli_status import drift_report, status
 from safe_deploy.cli_traffic import traffic
 
@@ -15,6 +15,7 @@ def register(main: click.Group) -> None:
     for command in (
         upload_data,
         status,
+        follow,
         approve,
         reject,
         rotate_approval_key,

@@ -38,7 +38,7 @@ from safe_deploy.localcloud.metrics import Alarms
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
-HOOK_TIMEOUT_SECONDS = 3600.0
+HOOK_TIMEOUT_SECONDS = 3600.0  # a hook may wait for client traffic: it is a wait for people
 _CONFIG = re.compile(
     r"^CodeDeployDefault\.Lambda(Canary|Linear)(\d+)Percent(?:Every)?(\d+)Minutes?$"
 )
@@ -241,7 +241,7 @@ class CodeDeployEmulator:
                 {"X-Amz-Invocation-Type": "Event"},
                 {},
             )
-            if not answered.wait(self.settings.scaled(HOOK_TIMEOUT_SECONDS)):
+            if not answered.wait(self.settings.for_people(HOOK_TIMEOUT_SECONDS)):
                 raise _RolledBack("HOOK_EXECUTION_FAILURE", f"{lifecycle} hook timed out")
             status = self._hook_status.get(execution_id)
             say(f"{lifecycle}: {status}", hook=lifecycle, status=status)

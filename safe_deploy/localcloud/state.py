@@ -31,6 +31,9 @@ class LocalSettings:
     aws_port: int = 0  # 0: any free port
     api_port: int = 0
     verbose: bool = False
+    # Waits for people and their clients (the post-traffic hook's wait for client requests) run
+    # in real seconds: a person following the README has minutes, not 4.8 s, to send traffic.
+    human_pace: bool = False
 
     @property
     def template_path(self) -> Path:
@@ -38,6 +41,11 @@ class LocalSettings:
 
     def scaled(self, seconds: float) -> float:
         return max(0.0, seconds * self.time_scale)
+
+    def for_people(self, seconds: float) -> float:
+        """A wait that ends when a person or a client acts: as long as on AWS at human pace,
+        scaled like every other wait otherwise (the demo's own client is a program)."""
+        return max(0.0, seconds) if self.human_pace else self.scaled(seconds)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,8 @@ REPLACE_ON: dict[str, set[str] | str] = {
     "AWS::SQS::QueuePolicy": set(),
 }
 SLACK_WEB_API = "https://slack.com/api"  # served by the local Slack (channels.py)
+# Function settings that say how long to wait for people or their clients (human pace).
+WAITS_FOR_PEOPLE = {"CAPTURE_WAIT_SECONDS"}
 DEPLOYMENT_DONE = {"Succeeded", "Failed", "Stopped"}
 # Lambda's concurrency per account and Region, and what reservations must leave to the rest
 # (AWS Lambda Developer Guide, "Configuring reserved concurrency").
@@ -405,7 +407,10 @@ class Handlers:
 
     def local_value(self, name: str, value: str) -> str:
         """An environment value as the local cloud runs it: API URLs point at the local API and
-        durations (``*_SECONDS``) follow the time scale, like every other wait."""
+        durations (``*_SECONDS``) follow the time scale, like every other wait, except waits for
+        people, which keep their length at human pace."""
+        if name in WAITS_FOR_PEOPLE:
+            return f"{self.settings.for_people(float(value)):g}"
         if name.endswith("_SECONDS"):
             return f"{self.settings.scaled(float(value)):g}"
         return self.localize(value)
