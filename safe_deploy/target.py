@@ -21,6 +21,12 @@ from botocore.awsrequest import AWSRequest
 LOCAL_CONNECTION = Path(".safe-deploy") / "local.json"
 
 
+def local_connection_path() -> Path:
+    """The file through which the commands find the local cloud: ``SAFE_DEPLOY_LOCAL``, or
+    ``.safe-deploy/local.json`` in the current folder. ``local up`` writes it, the rest read it."""
+    return Path(os.environ.get("SAFE_DEPLOY_LOCAL", str(LOCAL_CONNECTION)))
+
+
 class TargetError(RuntimeError):
     """No stack or local cloud to talk to."""
 
@@ -135,4 +141,4 @@ class Target:
     def of(cls, stack_name: str | None, region: str | None = None) -> Target:
         if stack_name:
             return cls.stack(stack_name, region)
-        return cls.local_cloud(Path(os.environ.get("SAFE_DEPLOY_LOCAL", str(LOCAL_CONNECTION))))
+        return cls.local_cloud(local_connection_path())

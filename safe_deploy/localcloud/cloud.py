@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 import warnings
@@ -45,11 +44,13 @@ from safe_deploy.localcloud.cloudformation.engine import Engine
 from safe_deploy.localcloud.cloudformation.package import Packager
 from safe_deploy.localcloud.cloudformation.resources import Handlers
 from safe_deploy.localcloud.codedeploy import CodeDeployEmulator
+from safe_deploy.localcloud.inflight import InFlight, read_in_flight
 from safe_deploy.localcloud.lambdas import HandlerHost
 from safe_deploy.localcloud.metrics import Alarm, Alarms, MetricStore
 from safe_deploy.localcloud.sagemaker import SageMakerEmulator
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
 from safe_deploy.localcloud.template import Evaluator, load
+from safe_deploy.localcloud.workdir import Occupancy, StopRecord, occupy
 
 LOCAL_ACCESS_KEY = "local-operator"
 LOCAL_OPERATOR_ARN = "arn:aws:iam::{}:user/" + LOCAL_ACCESS_KEY  # the local API's identity
@@ -77,17 +78,46 @@ class LocalCloud:
         self._server: ThreadedMotoServer | None = None
         self.outputs: dict[str, str] = {}
         self.not_emulated: dict[str, str] = {}
+        self.occupancy: Occupancy | None = None
+        self.started_at: float | None = None  # set once the stack is up
+        self.in_flight_at_stop: InFlight | None = None
 
     # ------------------------------------------------------------------ lifecycle
+    def claim(self) -> Occupancy:
+        """Take the work folder: refused unless it is ours (its marker, or new or empty) and no
+        other local cloud uses it; what the previous local cloud left there is cleared (its
+        state was in memory, and the folder's files alone would only mislead).
+        ``occupancy.previous`` says what was discarded."""
+        if self.occupancy is None:
+            self.occupancy = occupy(self.settings.workdir, "the local cloud (safe-deploy local up)")
+        return self.occupancy
+
     def start(self) -> LocalCloud:
         if _RUNNING:
             raise RuntimeError("a local cloud is already running in this process")
+        self.claim()
+        try:
+            self._start_aws()
+            _RUNNING.append(self)
+            self._install_and_provision()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_at = time.time()
+        if self.occupancy is not None:
+            self.occupancy.lock.update(
+                started_at=self.started_at,
+                aws_endpoint_url=self.aws_url,
+                api_url=self.endpoints.api,
+                time_scale=self.settings.time_scale,
+            )
+        return self
+
+    def _start_aws(self) -> None:
+        """moto's server on 127.0.0.1, with this process's environment pointing at it."""
         settings = self.settings
-        if settings.workdir.exists():
-            shutil.rmtree(settings.workdir)
-        settings.workdir.mkdir(parents=True)
         self.outbox = settings.workdir / "outbox"
-        self.outbox.mkdir()
+        self.outbox.mkdir(exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
         logging.getLogger("moto").setLevel(logging.CRITICAL)  # failed states are reported as such
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -125,13 +155,6 @@ class LocalCloud:
             },
             timeout=10,
         )
-        _RUNNING.append(self)
-        try:
-            self._install_and_provision()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _set_environment(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -210,6 +233,9 @@ class LocalCloud:
         self.outputs = {k: self.resources.localize(v) for k, (v, _) in stack.outputs.items()}
 
     def stop(self) -> None:
+        """Stop everything and leave the work folder with a record of what was in flight."""
+        if self.started_at is not None and self._server is not None:
+            self.in_flight_at_stop = self.in_flight()
         self._threads_stop.set()
         if hasattr(self, "sagemaker"):
             self.sagemaker.stop()
@@ -227,6 +253,25 @@ class LocalCloud:
         patching.restore_all()
         if self in _RUNNING:
             _RUNNING.remove(self)
+        self._leave_workdir()
+
+    def in_flight(self) -> InFlight | None:
+        """What runs now; None when the AWS APIs do not say (the record then says unknown)."""
+        try:
+            return read_in_flight(self.client)
+        except Exception as exc:  # a sick local cloud still stops; the record says unknown
+            self.feed.emit("local", f"what was in flight could not be read: {exc}")
+            return None
+
+    def _leave_workdir(self) -> None:
+        if self.occupancy is None:
+            return
+        if self.started_at is not None:
+            record = StopRecord(time.time(), self.started_at, os.getpid(), self.in_flight_at_stop)
+            self.occupancy.stopped(record)
+        else:
+            self.occupancy.lock.release()
+        self.occupancy = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -266,6 +311,10 @@ class LocalCloud:
                     "access_key": LOCAL_ACCESS_KEY,
                     "secret_key": LOCAL_SECRET,
                     "pid": os.getpid(),
+                    "started_at": self.started_at,
+                    "workdir": str(self.settings.workdir),
+                    "logs": str(self.host.logs_dir),
+                    "time_scale": self.settings.time_scale,
                 },
                 indent=2,
             )
