@@ -4,11 +4,11 @@ then monitor undrifted and drifted traffic. Exits non-zero unless every step did
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.text import Text
 
 from model.baseline import baseline
 from model.monitor import monitor
@@ -39,9 +39,9 @@ def _traffic(workdir: Path, drift: str | None, seed: int) -> pd.DataFrame:
 
 def run_core_demo(workdir: Path) -> None:
     stages = Stages()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    from safe_deploy.demo import empty_workdir
+
+    empty_workdir(workdir)
     month = workdir / "raw" / "green_tripdata_2018-02.csv"
     prepared, model_dir, baseline_dir = (workdir / n for n in ("prepared", "model", "baseline"))
 
@@ -94,6 +94,8 @@ def run_core_demo(workdir: Path) -> None:
     if failed:
         raise StageFailed("monitor", f"drift verdict wrong for: {', '.join(failed)}")
     console.print(
-        f"[green]model core demo complete[/green] in {stages.elapsed().strip()}; "
-        f"everything is under {workdir}"
+        Text.assemble(
+            ("model core demo complete", "green"),
+            f" in {stages.elapsed().strip()}; everything is under {workdir}",
+        )
     )

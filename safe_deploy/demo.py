@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
-from rich.markup import escape
+from rich.text import Text
 
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
@@ -35,6 +35,7 @@ from safe_deploy.console import StageFailed, Stages
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
+from safe_deploy.localcloud.workdir import WorkdirError, claim, clear
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
 from safe_deploy.scenarios import SCENARIOS
 from safe_deploy.target import Target
@@ -296,8 +297,11 @@ class Demo:
                         else answer.error
                     )
                     self.stages.say(
-                        f"  request {shown['n']:4d} -> [{colour}]{answer.endpoint}[/{colour}] "
-                        f"{answer.status} {outcome}"
+                        Text.assemble(
+                            f"  request {shown['n']:4d} -> ",
+                            (answer.endpoint, colour),
+                            f" {answer.status} {outcome}",
+                        )
                     )
 
             traffic = self.load(self.traffic_rows(600, seed=12), rate=40, echo=echo)
@@ -393,7 +397,7 @@ class Demo:
                 raise StageFailed("sam deploy", result.stderr.strip() or "\n".join(last))
             for activity in self.cloud.feed.items[since:]:
                 if activity.source == "codedeploy":
-                    self.stages.say(f"  {escape(activity.message)}")
+                    self.stages.say(f"  {activity.message}")
             verdict = self._hook_summary("PreTrafficHook")
             if verdict:
                 self.stages.say(f"  hook verdict: {verdict}")
@@ -677,6 +681,26 @@ def _distances(violations: list[dict[str, str]]) -> dict[str, float]:
     return found
 
 
+DEFAULT_WORKDIR = Path("demo-output")
+# What the demo of an earlier version, before work folders were marked, left in its folder.
+DEMO_FILES = frozenset(
+    {"cloud", "data", "report", "code-change", "local.json"}  # the demo's
+    | {"raw", "prepared", "model", "baseline", "capture", "ground-truth", "monitoring", "traffic"}
+)
+
+
+def empty_workdir(workdir: Path) -> None:
+    """The demo's folder, emptied: only a folder safe-deploy made (its marker), a new or empty
+    one, or the default folder as an earlier version left it (holding only the demo's files);
+    never one a running local cloud uses."""
+    legacy = DEMO_FILES if workdir.resolve() == DEFAULT_WORKDIR.resolve() else frozenset()
+    try:
+        claim(workdir, "safe-deploy demo", legacy)
+        clear(workdir)
+    except WorkdirError as exc:
+        raise StageFailed("work folder", str(exc)) from None
+
+
 def run_demo(
     project_root: Path,
     workdir: Path,
@@ -686,8 +710,7 @@ def run_demo(
     time_scale: float | None = None,
 ) -> Path | str:
     stages = Stages()
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    empty_workdir(workdir)
     settings = LocalSettings(
         project_root=project_root,
         workdir=workdir / "cloud",
