@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import click
 from pipeline_common.payload import PayloadError
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from model.errors import DataFileError, TrainingError
 from safe_deploy.cli_common import project_root
@@ -45,7 +45,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             console.file.flush()
-            errors.print(f"[red]error:[/red] {escape(str(exc))}")
+            errors.print(Text.assemble(("error:", "red"), " ", str(exc)))
             ctx.exit(1)
 
 
@@ -74,9 +74,9 @@ def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> No
     table.add_row("rows read", f"{summary.rows_read:,}")
     table.add_row("rows kept", f"{summary.rows_kept:,}")
     for reason, count in summary.dropped.items():
-        table.add_row(f"dropped: {reason}", f"{count:,}")
+        table.add_row(Text(f"dropped: {reason}"), f"{count:,}")
     for name, count in summary.splits.items():
-        table.add_row(f"split: {name}", f"{count:,}")
+        table.add_row(Text(f"split: {name}"), f"{count:,}")
     console.print(table)
     say(f"summary written to {out_dir / 'summary.json'}")
 
@@ -121,7 +121,7 @@ def train(data_dir: Path, out_dir: Path, hyperparameters: str | None) -> None:
 
     report = train_to_dir(data_dir, out_dir, _hyperparameters(hyperparameters), say)
     for name, value in report.final_metrics.items():
-        console.print(f"{name} = {value:.4f}")
+        say(f"{name} = {value:.4f}")
     stopped = (
         f"stopped early after {report.rounds_run} rounds, best round {report.best_iteration}"
         if report.rounds_run < report.num_round
@@ -183,9 +183,10 @@ def print_monitoring(
     violations: Sequence[dict[str, str]],
     distances: dict[str, float],
 ) -> None:
-    console.print(f"{records:,} capture records, {rows:,} rows analysed")
+    """Capture records analysed and drift by feature; feature names and reasons are data."""
+    say(f"{records:,} capture records, {rows:,} rows analysed")
     for reason, count in malformed.items():
-        console.print(f"  [yellow]skipped {count:,} malformed ({reason})[/yellow]")
+        console.print(Text(f"  skipped {count:,} malformed ({reason})", style="yellow"))
     table = Table(title="drift by feature")
     table.add_column("feature")
     table.add_column("distance", justify="right")
@@ -200,7 +201,7 @@ def print_monitoring(
         shown = ", ".join(found) if found else "-"
         colour = "red" if found else "green"
         distance = f"{distances[name]:.3f}" if name in distances else "-"
-        table.add_row(name, distance, f"[{colour}]{shown}[/{colour}]")
+        table.add_row(Text(name), distance, Text(shown, style=colour))
     console.print(table)
 
 
@@ -245,10 +246,10 @@ def demo(
     result = run_demo(project_root(), workdir, scenario, data, auto_approve, time_scale)
     if scenario:
         console.print(
-            f"[green]scenario {scenario} behaved as it should:[/green] {escape(str(result))}"
+            Text.assemble((f"scenario {scenario} behaved as it should:", "green"), " ", str(result))
         )
     else:
-        console.print(f"[green]demo complete[/green]; report at {escape(str(result))}")
+        console.print(Text.assemble(("demo complete", "green"), f"; report at {result}"))
 
 
 def _register_operator_commands() -> None:

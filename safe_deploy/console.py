@@ -1,4 +1,9 @@
-"""One console for the command-line tool: stage lines with elapsed time, errors on stderr."""
+"""One console for the command-line tool: stage lines with elapsed time; errors and progress on
+stderr.
+
+Whatever comes from data or AWS (file names, endpoint names, error messages) is printed as text,
+never as Rich markup: pass it as ``Text`` or with ``markup=False``, and keep markup for the fixed
+decoration around it. Emoji codes are never rendered."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.text import Text
 
 # Wide enough for tables of ARNs and names when the output goes to a file or a pipe.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -33,12 +39,16 @@ class Stages:
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
 
-    def say(self, message: str) -> None:
-        console.print(f"[dim]{self.elapsed()}[/dim]   {message}")
+    def say(self, message: str | Text) -> None:
+        """A line of the current stage. Messages hold names, paths and AWS's own words, so a
+        string is printed as it is, never read as markup; a caller that wants colour passes a
+        styled ``Text``."""
+        console.print(Text.assemble((self.elapsed(), "dim"), "   ", message))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        console.print(f"[dim]{self.elapsed()}[/dim] [bold]▶ {name}[/bold]")
+        """A numbered stage; its name is printed as it is (it may name a file or a scenario)."""
+        console.print(Text.assemble((self.elapsed(), "dim"), " ", (f"▶ {name}", "bold")))
         try:
             yield
         except StageFailed:

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
+from matplotlib.text import Text
 
 from safe_deploy.traffic import Answer
 
@@ -85,20 +86,22 @@ def traffic_split_png(
     axes.step(seconds, share, where="post", color="#2ca02c", label=f"answered by {green}")
     for label, moment in marks.items():
         axes.axvline(moment - start, color="#888", linestyle=":", linewidth=1)
-        axes.text(moment - start, 103, label, fontsize=8, rotation=0, ha="left")
+        axes.text(moment - start, 103, label, fontsize=8, rotation=0, ha="left", parse_math=False)
     axes.set(ylim=(0, 110), xlabel="seconds since the canary started", ylabel="% of requests")
     axes.set_title("Traffic split during the canary")
-    axes.legend(loc="center right")
+    _as_written(axes.legend(loc="center right").get_texts())
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
 
 
 def drift_png(distances: dict[str, float], threshold: float, path: Path) -> None:
+    """Distance from the baseline by feature, red past the threshold."""
     names = list(distances)
     figure, axes = plt.subplots(figsize=(7, 3.5), dpi=100)
     colours = ["#d62728" if distances[n] > threshold else "#1f77b4" for n in names]
-    axes.barh(names, [distances[n] for n in names], color=colours)
+    axes.barh(range(len(names)), [distances[n] for n in names], color=colours)
+    axes.set_yticks(range(len(names)), labels=names, parse_math=False)
     axes.axvline(
         threshold, color="#333", linestyle="--", linewidth=1, label=f"threshold {threshold}"
     )
@@ -108,6 +111,13 @@ def drift_png(distances: dict[str, float], threshold: float, path: Path) -> None
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _as_written(texts: Sequence[Text]) -> None:
+    """Labels that hold names (endpoints, features) are drawn as written: matplotlib would
+    otherwise read a pair of ``$`` as mathtext, and fail on a name it cannot typeset."""
+    for text in texts:
+        text.set_parse_math(False)
 
 
 def save_json(path: Path, value: Any) -> None:
