@@ -239,6 +239,10 @@ def _read_parquet(path: Path) -> tuple[_RawTrips, str]:
 def read_source(path: Path) -> tuple[_RawTrips, SourceSummary]:
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # said plainly: a reader's own words ("Empty CSV file") hide it
+        raise DataFileError(
+            f"{path} is empty (0 bytes): not a readable CSV or Parquet file, nothing to train on"
+        )
     fmt = _detect_format(path)
     raw, taxi = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
     rows = len(raw.pickup) + raw.malformed
@@ -337,6 +341,11 @@ def prepare(
     data = {name: np.concatenate(parts) for name, parts in kept_parts.items()}
     kept = len(data[LABEL])
     rows_read = sum(s.rows_read for _, s in reads)
+    if rows_read == 0:  # "all 0 rows were dropped" would blame the filters for an empty file
+        raise DataFileError(
+            f"{', '.join(str(s) for s in sources)}: no trips (a header and no rows): "
+            "nothing to train on"
+        )
     if kept == 0:
         raise DataFileError(
             f"no usable trips in {', '.join(str(s) for s in sources)}: all {rows_read:,} rows"

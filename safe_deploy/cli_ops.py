@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from safe_deploy.cli_local import local
+from safe_deploy.cli_logs import logs
 from safe_deploy.cli_release import approve, follow, reject, rotate_approval_key, upload_data
 from safe_deploy.cli_status import drift_report, status
 from safe_deploy.cli_traffic import traffic
@@ -21,5 +22,6 @@ def register(main: click.Group) -> None:
         rotate_approval_key,
         traffic,
         drift_report,
+        logs,
     ):
         main.add_command(command)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import requests
 from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from safe_deploy.cli_common import target_options, when
 from safe_deploy.console import console
@@ -16,41 +18,21 @@ from safe_deploy.target import Target, TargetError
 if TYPE_CHECKING:
     from pipeline_common.release import ReleaseCheck, ReleaseState
 
+    from safe_deploy import ops
+
 
 @click.command()
 @click.option("--runs", "limit", default=5, show_default=True, help="How many recent runs.")
 @target_options
 def status(limit: int, stack: str | None, region: str | None) -> None:
-    """Pipeline runs and their current step, production, the last deployments."""
+    """Pipeline runs (source, step, candidate, why they stopped), production, the last
+    deployments."""
     from pipeline_common.release import Verdict
 
     from safe_deploy import ops
 
     target = Target.of(stack, region)
-    runs = Table(title=f"pipeline runs ({target.name})")
-    for column in ("run", "status", "step", "started", "approval", "why it stopped"):
-        runs.add_column(column)
-    for run in ops.runs(target, limit):
-        approval = run.approval or {}
-        decided = (
-            f"{approval.get('status', '').lower()} by {approval.get('decided_by')} "
-            f"at {when(approval.get('decided_at'))}"
-            if approval.get("decided_by")
-            else (approval.get("status", "-") or "-").lower()
-        )
-        why = f"{run.error}: {(run.cause or '').splitlines()[0][:120]}" if run.error else ""
-        colour = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(
-            run.status, "white"
-        )
-        runs.add_row(
-            run.name,
-            f"[{colour}]{run.status}[/{colour}]",
-            escape(run.step or "-"),
-            when(run.started),
-            escape(decided),
-            escape(why),
-        )
-    console.print(runs)
+    print_runs(ops.runs(target, limit), target.name)
     release = ops.release(target)
     production = Table(title="production", show_header=False)
     state, check = release.state, release.check
@@ -75,7 +57,7 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
     if release.champion:
         production.add_row(
             "model",
-            f"{release.champion.get('model_id')} (validation RMSE "
+            f"{escape(str(release.champion.get('model_id')))} (validation RMSE "
             f"{release.champion.get('validation_rmse', float('nan')):.3f})",
         )
     colour = {Verdict.CONSISTENT: "green", Verdict.IN_PROGRESS: "yellow"}.get(check.verdict, "red")
@@ -86,18 +68,126 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
     if release.deployments:
         deployments = Table(title="last deployments")
         for column in ("deployment", "status", "config", "created", "note"):
-            deployments.add_column(column)
+            deployments.add_column(column, overflow="fold")  # wrapped, never cut to "…"
         for d in release.deployments:
             deployments.add_row(
-                d["id"],
-                d["status"] or "-",
-                d["config"] or "-",
+                Text(d["id"]),
+                Text(d["status"] or "-"),
+                Text(d["config"] or "-"),
                 when(d["created"]),
-                escape(d["error"] or d["description"] or ""),
+                Text(d["error"] or d["description"] or ""),
             )
         console.print(deployments)
     if check.mismatch:  # last, where it cannot be missed
         _warn_inconsistent(check)
+
+
+STATUS_COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}
+
+
+def print_runs(runs: list[ops.Run], where: str) -> None:
+    """One block per run: what a person needs to follow it or to decide on it, every value from
+    AWS shown as text (never as markup) and wrapped, never cut."""
+    console.print(Text(f"pipeline runs ({where})", style="bold"))
+    if not runs:
+        console.print("no runs yet: upload a trip file with `safe-deploy upload-data FILE`")
+    for run in runs:
+        console.print(run_block(run))
+
+
+def run_block(run: ops.Run) -> Panel:
+    rows = Table.grid(padding=(0, 1))
+    rows.add_column(style="dim", no_wrap=True)
+    rows.add_column(overflow="fold")
+    rows.add_row("source", Text(_source(run)))
+    rows.add_row(
+        "started",
+        Text(when(run.started) + (f", stopped {when(run.stopped)}" if run.stopped else "")),
+    )
+    if run.status == "RUNNING":
+        step = " > ".join(s for s in (run.step, run.promotion_step) if s)
+        rows.add_row("step", Text(step or "-"))
+    elif run.failed_at:
+        rows.add_row("failed at", Text(run.failed_at))
+    if run.evaluation or run.test:
+        rows.add_row("candidate", Text(_metrics(run.evaluation or {}, run.test or {})))
+    if run.evaluation:
+        rows.add_row("gate", _verdict(run.evaluation))
+    if run.approval:
+        rows.add_row("approval", Text(_approval(run.approval)))
+    if run.failure:
+        rows.add_row("why it stopped", _why(run.failure))
+    colour = STATUS_COLOURS.get(run.status, "white")
+    title = Text.assemble((run.name, "bold"), "  ", (run.status, colour))
+    return Panel(rows, title=title, title_align="left", border_style=colour)
+
+
+def _source(run: ops.Run) -> str:
+    source = run.source
+    if not source.get("key"):
+        return "-"
+    text = f"s3://{source.get('bucket', '?')}/{source['key']}"
+    if source.get("version_id"):
+        text += f", version {source['version_id']}"
+    return text + (f" ({run.trigger})" if run.trigger else "")
+
+
+def _number(value: Any) -> str:
+    try:
+        return f"{float(value):.3f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _metrics(evaluation: dict[str, Any], test: dict[str, Any]) -> str:
+    """The candidate's numbers, each only where the run has it (the gate's output grows keys)."""
+    parts = []
+    if evaluation.get("validation_rmse") is not None:
+        part = f"validation RMSE {_number(evaluation['validation_rmse'])}"
+        if evaluation.get("train_rmse") is not None:
+            part += f" (train {_number(evaluation['train_rmse'])})"
+        if evaluation.get("champion_rmse") is not None:
+            part += f", production's {_number(evaluation['champion_rmse'])}"
+        parts.append(part)
+    if test.get("rmse") is not None:
+        part = f"dev endpoint test RMSE {_number(test['rmse'])}"
+        if test.get("mae") is not None:
+            part += f", MAE {_number(test['mae'])}"
+        if test.get("rows") is not None:
+            part += f" on {test['rows']} rows"
+        parts.append(part)
+    return "; ".join(parts) or "-"
+
+
+def _verdict(evaluation: dict[str, Any]) -> Text:
+    passed = evaluation.get("passed")
+    word, colour = (
+        ("passed", "green")
+        if passed is True
+        else ("rejected", "red")
+        if passed is False
+        else ("no verdict", "yellow")
+    )
+    why = evaluation.get("summary") or evaluation.get("reason") or ""
+    return Text.assemble((word, colour), f": {why}" if why else "")
+
+
+def _approval(approval: dict[str, Any]) -> str:
+    status = str(approval.get("status") or "-").lower()
+    if approval.get("decided_by"):
+        text = f"{status} by {approval['decided_by']} at {when(approval.get('decided_at'))}"
+        return text + (f": {approval['reason']}" if approval.get("reason") else "")
+    if status == "pending" and approval.get("expires_at"):
+        return f"pending until {when(approval['expires_at'])}"
+    return status
+
+
+def _why(failure: ops.Failure) -> Text:
+    """The root cause on its own line, in full; below it, dimmed, who reported it."""
+    text = Text(failure.reasons[0] if failure.reasons else failure.error, style="bold red")
+    for reason in failure.reasons[1:]:
+        text.append("\n← " + reason, style="dim")
+    return text
 
 
 def _stack_status(status: str) -> str:

@@ -1,14 +1,19 @@
-"""The pipeline's operations, the same against AWS and the local cloud: upload data, follow runs,
-decide approvals, read the release state and the drift reports."""
+"""The pipeline's operations, the same against AWS and the local cloud: upload data, follow runs
+(and explain why one stopped), decide approvals, read the release state, the drift reports and
+the functions' logs."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
 
+import yaml
+from botocore.exceptions import ClientError
 from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of
 from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
@@ -25,6 +30,10 @@ class Uploaded:
 def upload_data(target: Target, path: Path, key: str | None = None) -> Uploaded:
     if not path.is_file():
         raise TargetError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # refused here, before it costs a run that can only fail
+        raise TargetError(
+            f"{path} is empty (0 bytes): nothing to train on, so nothing was uploaded"
+        )
     bucket = target.output("DataBucketName")
     key = key or f"{RAW_PREFIX}{path.name}"
     if not key.startswith(RAW_PREFIX):
@@ -35,6 +44,16 @@ def upload_data(target: Target, path: Path, key: str | None = None) -> Uploaded:
     return Uploaded(bucket, key, head.get("VersionId"))
 
 
+# ---------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class Failure:
+    """Why a run stopped, root cause first: ``reasons[0]`` is what went wrong (a hook's verdict,
+    the data file's problem), each later line who reported it, ending with the run's own cause."""
+
+    error: str
+    reasons: tuple[str, ...]
+
+
 @dataclass
 class Run:
     name: str
@@ -42,52 +61,481 @@ class Run:
     status: str
     started: datetime
     stopped: datetime | None
-    step: str | None
+    step: str | None  # the state entered last (the current one while the run is RUNNING)
     error: str | None = None
     cause: str | None = None
     approval: dict[str, Any] | None = None
+    source: dict[str, Any] = field(default_factory=dict)  # bucket, key, version_id: the upload
+    trigger: str | None = None  # "new data" or "drift alarm"
+    failed_at: str | None = None  # the state that failed, not the failure handling after it
+    promotion_step: str | None = None  # while DeployToProduction runs: the deploy machine's step
+    evaluation: dict[str, Any] | None = None  # the gate's output ($.gate.evaluation)
+    test: dict[str, Any] | None = None  # the dev endpoint test's report
+    failure: Failure | None = None
+
+
+# A history page: AWS returns up to 1000 events, newest first with reverseOrder. A run's current
+# step and its candidate's metrics are within the newest page or two, so no run costs its whole
+# history (the local cloud answers with the whole history, oldest first, in one page).
+HISTORY_PAGE = 100
+HISTORY_PAGES = 5
+# The states a training run enters once something failed (catch handlers, cleanup,
+# notification): the state that failed is the last one before them.
+FAILURE_HANDLING = re.compile(r"Fail|Notify|Delete|Outcome|Unprefixed|Reason|Expire|TimedOut")
+
+
+class ExecutionHistory:
+    """An execution's events, newest first, read a page at a time and only as far as asked."""
+
+    def __init__(self, sfn: Any, arn: str, max_pages: int = HISTORY_PAGES) -> None:
+        self.sfn = sfn
+        self.arn = arn
+        self.max_pages = max_pages
+        self.events: dict[int, dict[str, Any]] = {}
+        self.newest_first_ids: list[int] = []
+        self._token: str | None = None
+        self._pages = 0
+        self._exhausted = False
+
+    def _read_page(self) -> bool:
+        if self._exhausted or self._pages >= self.max_pages:
+            return False
+        request: dict[str, Any] = {
+            "executionArn": self.arn,
+            "reverseOrder": True,
+            "maxResults": HISTORY_PAGE,
+        }
+        if self._token:
+            request["nextToken"] = self._token
+        page = self.sfn.get_execution_history(**request)
+        self._pages += 1
+        self._token = page.get("nextToken")
+        self._exhausted = not self._token
+        fresh = [e for e in page["events"] if e["id"] not in self.events]
+        for event in sorted(fresh, key=lambda e: int(e["id"]), reverse=True):
+            self.events[event["id"]] = event
+            self.newest_first_ids.append(event["id"])
+        return bool(fresh)
+
+    def newest_first(self) -> Iterator[dict[str, Any]]:
+        index = 0
+        while index < len(self.newest_first_ids) or self._read_page():
+            while index < len(self.newest_first_ids):
+                yield self.events[self.newest_first_ids[index]]
+                index += 1
+
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        while event_id not in self.events:
+            if not self._read_page():
+                return None
+        return self.events[event_id]
+
+
+def _entered(event: dict[str, Any]) -> str | None:
+    details = event.get("stateEnteredEventDetails")
+    return str(details["name"]) if details else None
+
+
+def current_step(history: ExecutionHistory) -> str | None:
+    """The state the execution entered last."""
+    return next((name for e in history.newest_first() if (name := _entered(e))), None)
+
+
+def failed_state(history: ExecutionHistory) -> str | None:
+    """The state whose failure ended the run, found by walking back from the last event along
+    ``previousEventId`` (the causal chain, which in a Parallel leads into the failing branch)
+    past the failure handling states."""
+    event = next(history.newest_first(), None)
+    for _ in range(HISTORY_PAGE * HISTORY_PAGES):
+        if event is None:
+            return None
+        name = _entered(event)
+        if name and not FAILURE_HANDLING.search(name):
+            return name
+        previous = int(event.get("previousEventId") or 0)
+        event = history.event(previous) if previous else None
+    return None
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def candidate_in(document: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The gate's evaluation and the dev endpoint test's report in a state's input or output
+    (``gate.evaluation``/``test.report`` inside the candidate branch, ``candidate.*`` after it)."""
+    if not isinstance(document, dict):
+        return None, None
+    candidate = document.get("candidate") or {}
+    evaluation = (document.get("gate") or {}).get("evaluation") or candidate.get("evaluation")
+    test = (document.get("test") or {}).get("report") or candidate.get("test")
+    return (
+        evaluation if isinstance(evaluation, dict) else None,
+        test if isinstance(test, dict) else None,
+    )
+
+
+def candidate_from_history(
+    history: ExecutionHistory,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The newest state input or output that carries the candidate's evaluation."""
+    for event in history.newest_first():
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if not details:
+            continue
+        evaluation, test = candidate_in(_json(details.get("input") or details.get("output")))
+        if evaluation is not None:
+            return evaluation, test
+    return None, None
 
 
 def last_step(sfn: Any, arn: str) -> str | None:
     """The state the execution entered last (its current step while it runs)."""
-    step = None
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        for event in page["events"]:
-            details = event.get("stateEnteredEventDetails")
-            if details:
-                step = str(details["name"])
-    return step
+    return current_step(ExecutionHistory(sfn, arn, max_pages=1))
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """An execution's ARN from its state machine's and its name (Step Functions' own format)."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def describe_run(target: Target, sfn: Any, name: str, arn: str) -> Run:
+    """One run as ``status`` shows it: where it came from, where it is, what it made, and why it
+    stopped. Reads the execution, the newest of its history, and for a failed promotion the
+    deployment and its hooks' logs."""
+    described = sfn.describe_execution(executionArn=arn)
+    given = _json(described.get("input")) or {}
+    run = Run(
+        name=name,
+        arn=arn,
+        status=described["status"],
+        started=described["startDate"],
+        stopped=described.get("stopDate"),
+        step=None,
+        error=described.get("error"),
+        cause=described.get("cause"),
+        source=dict(given.get("source") or {}),
+        trigger=given.get("reason"),
+    )
+    run.evaluation, run.test = candidate_in(_json(described.get("output")))
+    run.approval = approval_of(target, run.arn)
+    if run.status == "SUCCEEDED":  # its output holds the candidate: no history to read
+        return run
+    history = ExecutionHistory(sfn, arn)
+    run.step = current_step(history)
+    if run.evaluation is None:
+        run.evaluation, run.test = candidate_from_history(history)
+    if run.status == "RUNNING" and run.step == "DeployToProduction":
+        run.promotion_step = _promotion_step(target, sfn, run.name)
+    if run.status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        run.failed_at = failed_state(history)
+        run.failure = explain_failure(target, run)
+    return run
 
 
 def runs(target: Target, limit: int = 10) -> list[Run]:
     sfn = target.client("stepfunctions")
     arn = target.output("TrainingStateMachineArn")
-    found = []
-    for execution in sfn.list_executions(stateMachineArn=arn, maxResults=limit)["executions"]:
-        described = sfn.describe_execution(executionArn=execution["executionArn"])
-        run = Run(
-            name=execution["name"],
-            arn=execution["executionArn"],
-            status=described["status"],
-            started=described["startDate"],
-            stopped=described.get("stopDate"),
-            step=last_step(sfn, execution["executionArn"]),
-            error=described.get("error"),
-            cause=described.get("cause"),
-        )
-        run.approval = approval_of(target, run.arn)
-        found.append(run)
+    found = [
+        describe_run(target, sfn, execution["name"], execution["executionArn"])
+        for execution in sfn.list_executions(stateMachineArn=arn, maxResults=limit)["executions"]
+    ]
     found.sort(key=lambda r: r.started, reverse=True)
     return found
 
 
 def find_run(target: Target, name_or_arn: str) -> str:
+    """A run's execution ARN from its name (the model id) or its ARN; a name that is no run of
+    the training state machine is an error that says so."""
     if name_or_arn.startswith("arn:"):
         return name_or_arn
-    for run in runs(target, limit=100):
-        if run.name == name_or_arn:
-            return run.arn
-    raise TargetError(f"no pipeline run named {name_or_arn}")
+    sfn = target.client("stepfunctions")
+    arn = execution_arn(target.output("TrainingStateMachineArn"), name_or_arn)
+    try:
+        sfn.describe_execution(executionArn=arn)
+    except (sfn.exceptions.ExecutionDoesNotExist, sfn.exceptions.InvalidArn):
+        raise TargetError(f"no pipeline run named {name_or_arn}") from None
+    return arn
+
+
+def _promotion_step(target: Target, sfn: Any, name: str) -> str | None:
+    arn = execution_arn(target.output("DeployStateMachineArn"), name)
+    try:
+        return last_step(sfn, arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
+
+
+# ---------------------------------------------------------------------------- why a run stopped
+# A path inside a SageMaker container (or the local cloud's copy of one) to the raw input: the
+# run's source object, which is what a person uploaded and recognises.
+_RAW_INPUT = "/opt/ml/processing/input/raw/"
+_FAILURE_KIND = re.compile(r"^(AlgorithmError|ClientError|InternalServerError|CapacityError): ")
+
+
+def plain_cause(cause: str | None, source: dict[str, Any]) -> tuple[str, str | None]:
+    """A cause as a person reads it, and the kind of failure it was reported as.
+
+    A Lambda error's cause is its JSON payload (errorType, errorMessage, then the stack trace):
+    the message is the cause. A SageMaker job's names the container's copy of the upload (a long
+    path) where the upload's own key says which file.
+    """
+    if not cause:
+        return "no cause given", None
+    payload = _json(cause)
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return str(payload["errorMessage"]), str(payload.get("errorType") or "") or None
+    key = str(source.get("key") or "")
+    if key:
+        name = re.escape(PurePosixPath(key).name)
+        cause = re.sub(rf"\S*{re.escape(_RAW_INPUT)}{name}", lambda _m: key, cause)
+    kind = _FAILURE_KIND.match(cause)
+    if kind:
+        return cause[kind.end() :], kind.group(1)
+    return cause, None
+
+
+# What Step Functions leaves unsaid: these end without an error of the run's own.
+NO_CAUSE = {
+    "ABORTED": "the execution was stopped (StopExecution)",
+    "TIMED_OUT": "the execution ran longer than its state machine's TimeoutSeconds",
+}
+
+
+def explain_failure(target: Target, run: Run) -> Failure:
+    """Why the run stopped, root cause first. A failed promotion is explained by the deployment
+    that rolled it back and, below that, by the hook that said no: its verdict is in its log,
+    because CodeDeploy's PutLifecycleEventHookExecutionStatus carries only Succeeded/Failed."""
+    error = run.error or run.status
+    cause, kind = plain_cause(run.cause, run.source)
+    if not run.cause and run.status in NO_CAUSE:
+        cause = NO_CAUSE[run.status]
+    reported = f"reported as {error}" + (f" ({kind})" if kind else "")
+    if run.failed_at:
+        reported += f" at {run.failed_at}"
+    promoting = run.failed_at == "DeployToProduction" or run.error == "DeploymentFailed"
+    deeper = promotion_failure(target, run) if promoting else []
+    return Failure(error, tuple(dict.fromkeys([*deeper, cause, reported])))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A CodeDeploy deployment of the predict function's alias, as a promotion's failure needs."""
+
+    id: str
+    status: str
+    created: datetime
+    message: str  # errorInformation.message: why CodeDeploy stopped it
+    hooks: dict[str, str]  # lifecycle event -> the hook function's name, from the AppSpec
+
+
+def promotion_deployments(
+    target: Target, run_name: str, with_hooks: bool = True
+) -> list[Deployment]:
+    """The deployments the run's promotion (the deploy execution named after the run) created:
+    those of the stack's deployment group created while that execution ran; ``with_hooks``
+    reads each one's AppSpec for its hook functions."""
+    sfn = target.client("stepfunctions")
+    arn = execution_arn(target.output("DeployStateMachineArn"), run_name)
+    try:
+        described = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return []
+    began: datetime = described["startDate"]
+    ended: datetime = described.get("stopDate") or datetime.now(began.tzinfo)
+    codedeploy = target.client("codedeploy")
+    ids: list[str] = []
+    for page in codedeploy.get_paginator("list_deployments").paginate(
+        applicationName=target.output("CodeDeployApplicationName"),
+        deploymentGroupName=target.output("DeploymentGroupName"),
+    ):
+        ids.extend(page.get("deployments", []))
+    found = []
+    for start in range(0, len(ids), 25):  # BatchGetDeployments takes 25 at a time
+        infos = codedeploy.batch_get_deployments(deploymentIds=ids[start : start + 25])
+        for info in infos.get("deploymentsInfo", []):
+            created = info.get("createTime")
+            if created is None or not began <= created <= ended:
+                continue
+            found.append(
+                Deployment(
+                    id=info["deploymentId"],
+                    status=str(info.get("status")),
+                    created=created,
+                    message=str((info.get("errorInformation") or {}).get("message") or ""),
+                    hooks=_hooks_of(codedeploy, info) if with_hooks else {},
+                )
+            )
+    return sorted(found, key=lambda d: d.created)
+
+
+def _hooks_of(codedeploy: Any, info: dict[str, Any]) -> dict[str, str]:
+    from pipeline_common.hooks import deployment_appspec
+
+    try:
+        appspec = yaml.safe_load(deployment_appspec(codedeploy, cast(Any, info)))
+    except (ValueError, yaml.YAMLError, ClientError):
+        return {}
+    hooks: dict[str, str] = {}
+    for entry in (appspec or {}).get("Hooks") or []:
+        if isinstance(entry, dict):
+            hooks.update({str(k): str(v) for k, v in entry.items()})
+    return hooks
+
+
+def promotion_failure(target: Target, run: Run) -> list[str]:
+    """Root cause first: each failed deployment's hook verdict, then CodeDeploy's message."""
+    reasons: list[str] = []
+    for deployment in promotion_deployments(target, run.name):
+        if deployment.status not in ("Failed", "Stopped"):
+            continue
+        named = [event for event in deployment.hooks if event in deployment.message]
+        for event in named or list(deployment.hooks):
+            function = deployment.hooks[event]
+            try:
+                verdict = hook_verdict(target, function, deployment.id, deployment.created)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "an error")
+                reasons.append(f"the {event} hook's log could not be read ({code})")
+                continue
+            if verdict:
+                reasons.append(f"{verdict} (the {event} hook, {function})")
+        if deployment.message and deployment.message not in (run.cause or ""):
+            reasons.append(f"CodeDeploy deployment {deployment.id}: {deployment.message}")
+    return reasons
+
+
+def hook_verdict(target: Target, function: str, deployment_id: str, since: datetime) -> str | None:
+    """A hook's failed verdict on a deployment, from its log: the hooks log one JSON line per
+    deployment with ``deployment_id``, ``status`` and ``summary``."""
+    for line in filter_log_lines(target, function, deployment_id, since):
+        record = _json(line.message)
+        if (
+            isinstance(record, dict)
+            and record.get("deployment_id") == deployment_id
+            and record.get("status") == "Failed"
+            and record.get("summary")
+        ):
+            return str(record["summary"])
+    return None
+
+
+# ---------------------------------------------------------------------------- logs
+# Lambda writes each function's output to this log group (created at the function's first run).
+LAMBDA_LOG_GROUP = "/aws/lambda/{}"
+FUNCTION_TYPE = "AWS::Lambda::Function"
+LOG_PAGES = 20  # FilterLogEvents pages read per log group and term
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: datetime
+    function: str  # the template's logical id where known, else the function's name
+    message: str
+    group: str
+    event_id: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes a line one event: its group and CloudWatch Logs' event id."""
+        return self.group, self.event_id
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Which log groups to read, from when, and the terms a line must hold (any one of them;
+    none: every line)."""
+
+    functions: dict[str, str]  # label -> function name
+    start: datetime
+    terms: tuple[str, ...] = ()
+    run: str | None = None
+
+
+def stack_functions(target: Target) -> dict[str, str]:
+    """The stack's Lambda functions: logical id -> physical name."""
+    cloudformation = target.client("cloudformation")
+    stack = target.describe_stack()
+    functions: dict[str, str] = {}
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(
+        StackName=stack.get("StackId") or stack["StackName"]
+    ):
+        for resource in page.get("StackResourceSummaries", []):
+            if resource["ResourceType"] == FUNCTION_TYPE and resource.get("PhysicalResourceId"):
+                functions[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+    return functions
+
+
+def log_query(target: Target, what: str, since: datetime | None) -> LogQuery:
+    """``what`` is a function (a logical id such as ``PostTrafficHookFunction``, or its name) or a
+    pipeline run (an execution name or ARN): the lines of every function that mention the run,
+    its model id or the deployments of its promotion."""
+    functions = stack_functions(target)
+    for logical_id, name in functions.items():
+        if what in (logical_id, name):
+            return LogQuery({logical_id: name}, since or datetime.now(UTC) - DEFAULT_LOG_WINDOW)
+    try:
+        arn = find_run(target, what)
+    except TargetError:
+        raise TargetError(
+            f"{what} is neither a function of the stack ({', '.join(sorted(functions))}) nor a "
+            "pipeline run (see `safe-deploy status`)"
+        ) from None
+    described = target.client("stepfunctions").describe_execution(executionArn=arn)
+    name = str(described["name"])
+    deployments = [d.id for d in promotion_deployments(target, name, with_hooks=False)]
+    # Its upload is handled moments before the execution's start date: a minute of slack.
+    start = since or described["startDate"] - timedelta(minutes=1)
+    return LogQuery(functions, start, (name, *deployments), run=name)
+
+
+DEFAULT_LOG_WINDOW = timedelta(hours=1)
+
+
+def read_logs(target: Target, query: LogQuery, start: datetime | None = None) -> list[LogLine]:
+    """Every matching line since ``start`` (default: the query's), oldest first."""
+    since = start or query.start
+    found: dict[tuple[str, str], LogLine] = {}
+    for label, function in query.functions.items():
+        for term in query.terms or (None,):
+            for line in filter_log_lines(target, function, term, since, label):
+                found.setdefault(line.key, line)
+    return sorted(found.values(), key=lambda line: line.timestamp)
+
+
+def filter_log_lines(
+    target: Target, function: str, term: str | None, since: datetime, label: str | None = None
+) -> Iterator[LogLine]:
+    """FilterLogEvents on the function's log group: lines holding ``term`` (quoted, so ids with
+    dashes match as a whole), none if the group does not exist yet (the function never ran)."""
+    logs = target.client("logs")
+    group = LAMBDA_LOG_GROUP.format(function)
+    request: dict[str, Any] = {
+        "logGroupName": group,
+        "startTime": int(since.timestamp() * 1000),
+    }
+    if term:
+        request["filterPattern"] = json.dumps(term)
+    for _ in range(LOG_PAGES):
+        try:
+            page = logs.filter_log_events(**request)
+        except logs.exceptions.ResourceNotFoundException:
+            return
+        for event in page.get("events", []):
+            yield LogLine(
+                timestamp=datetime.fromtimestamp(event["timestamp"] / 1000, UTC),
+                function=label or function,
+                message=str(event.get("message", "")).rstrip("\n"),
+                group=group,
+                event_id=str(event.get("eventId", "")),
+            )
+        token = page.get("nextToken")
+        if not token:
+            return
+        request["nextToken"] = token
 
 
 # What `status` shows of an approval (never the task token).

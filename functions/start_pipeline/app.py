@@ -52,10 +52,13 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         delivery_id=context.aws_request_id,
     )
     if started.skipped:
-        logger.info("nothing to train on", extra={"why": started.skipped})
+        logger.info("upload skipped", extra={"why": started.skipped, "key": obj.key})
     elif started.duplicate:
         logger.info("duplicate event: this object version already has a run", extra=asdict(started))
     else:
         metrics.add_metric(name="PipelineRunsStarted", unit="Count", value=1)
-        logger.info("training started", extra={"model_id": started.model_id, "key": obj.key})
+        logger.info(
+            "training started",
+            extra={"model_id": started.model_id, "key": obj.key, "size": obj.size},
+        )
     return asdict(started)

@@ -3,7 +3,9 @@
 Each function version is imported once with the environment its configuration holds (the
 template's, or what the deploy state machine published), so a version bound to the green
 endpoint really is bound to it. Alias routing weights pick the version, as Lambda does. What a
-handler prints (logs, EMF metrics) is kept per function, and metrics reach the local CloudWatch.
+handler prints (logs, EMF metrics) goes to CloudWatch Logs as Lambda sends it (log group
+``/aws/lambda/<function>``, a stream per version's instance) and to ``WORKDIR/logs/<function>.log``,
+and metrics reach the local CloudWatch.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.logs.models import logs_backends
 from moto.sqs.models import sqs_backends
 
 from safe_deploy.localcloud.metrics import MetricStore
@@ -183,7 +187,8 @@ class HandlerHost:
         self._import_lock = threading.Lock()
         self.logs_dir = settings.workdir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self._log_lock = threading.Lock()
+        self._log_lock = threading.Lock()  # moto's log streams are not thread-safe either
+        self._log_streams: dict[tuple[str, str], str] = {}  # (function, version) -> its stream
         if not isinstance(sys.stdout, _ThreadStdout):
             sys.stdout = _ThreadStdout(sys.stdout)
         self.stdout: _ThreadStdout = sys.stdout
@@ -201,7 +206,11 @@ class HandlerHost:
         return self.version_code.get((function_name, version)) or self.code.get(function_name)
 
     def _handler(
-        self, function_name: str, environment: dict[str, str], code: FunctionCode
+        self,
+        function_name: str,
+        environment: dict[str, str],
+        code: FunctionCode,
+        version: str = "$LATEST",
     ) -> Handler:
         key = (function_name, str(code.code_dir), json.dumps(environment, sort_keys=True))
         with self._import_lock:
@@ -220,7 +229,7 @@ class HandlerHost:
             with function_environment({**self.base_env, **environment}):
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
-                self._keep_logs(function_name, out.getvalue())
+                self._keep_logs(function_name, out.getvalue(), version)
                 self._route_logger()
             handler: Handler = getattr(module, attribute)
             self._modules[key] = handler
@@ -244,15 +253,41 @@ class HandlerHost:
             if type(handler) is logging.StreamHandler and handler.stream is not self.stdout:
                 handler.setStream(self.stdout)
 
-    def _keep_logs(self, function_name: str, text: str) -> None:
+    def _keep_logs(self, function_name: str, text: str, version: str = "$LATEST") -> None:
         if not text:
             return
         for line in text.splitlines():
             self.metrics.ingest_emf(line)
-        with self._log_lock, (self.logs_dir / f"{function_name}.log").open("a") as log:
-            log.write(text if text.endswith("\n") else text + "\n")
+        with self._log_lock:
+            with (self.logs_dir / f"{function_name}.log").open("a") as log:
+                log.write(text if text.endswith("\n") else text + "\n")
+            self._ship_logs(function_name, version, text)
         if self.settings.verbose:
             self.stdout.real.write(text)
+
+    def log_stream(self, function_name: str, version: str) -> str:
+        """The stream a version's instance writes to, named as Lambda names them
+        (``2026/12/01/[$LATEST]<32 hex>``): one per version here, where each version runs in
+        one process."""
+        key = (function_name, version)
+        if key not in self._log_streams:
+            day = datetime.now(UTC).strftime("%Y/%m/%d")
+            # setdefault: two first invocations at once agree on one stream
+            self._log_streams.setdefault(key, f"{day}/[{version}]{uuid.uuid4().hex}")
+        return self._log_streams[key]
+
+    def _ship_logs(self, function_name: str, version: str, text: str) -> None:
+        """Each line as a log event in ``/aws/lambda/<function>``, the group created at first use
+        as Lambda creates it, so ``aws logs tail`` and ``safe-deploy logs`` read it."""
+        events = [line for line in text.splitlines() if line.strip()]  # no empty events on AWS
+        if not events:
+            return
+        backend = logs_backends[self.settings.account][self.settings.region]
+        group, stream = f"/aws/lambda/{function_name}", self.log_stream(function_name, version)
+        backend.ensure_log_group(group)
+        backend.ensure_log_stream(group, stream)
+        now = int(time.time() * 1000)
+        backend.put_log_events(group, stream, [{"timestamp": now, "message": m} for m in events])
 
     def run(self, fn: Any, event: Any, alias: str | None) -> tuple[bytes, str | None]:
         """Invoke one version; returns the payload and the function error, if any."""
@@ -270,12 +305,14 @@ class HandlerHost:
             aws_request_id=str(uuid.uuid4()),
             deadline=time.time() + code.timeout,
             log_group_name=f"/aws/lambda/{fn.function_name}",
+            log_stream_name=self.log_stream(fn.function_name, str(fn.version)),
         )
         started = time.perf_counter()
         error: str | None = None
         with self.stdout.capture() as out:
             try:
-                result = self._handler(fn.function_name, environment, code)(event, context)
+                handler = self._handler(fn.function_name, environment, code, str(fn.version))
+                result = handler(event, context)
                 payload = json.dumps(result).encode()
             except Exception as exc:  # a handler's failure is the invocation's error
                 error = "Unhandled"
@@ -287,7 +324,7 @@ class HandlerHost:
                     }
                 ).encode()
                 traceback.print_exc(file=out)
-        self._keep_logs(fn.function_name, out.getvalue())
+        self._keep_logs(fn.function_name, out.getvalue(), str(fn.version))
         self._lambda_metrics(fn, alias, error is not None, time.perf_counter() - started)
         return payload, error
 

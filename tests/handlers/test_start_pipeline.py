@@ -119,17 +119,42 @@ def test_a_new_version_of_the_same_key_is_a_new_run(
     assert {r["name"] for r in executions(cloud)} == {first["model_id"], second["model_id"]}
 
 
-@pytest.mark.parametrize("key", ["raw/2018/", "raw/empty.csv"], ids=["folder-marker", "empty"])
-def test_folder_markers_and_empty_objects_are_skipped(
+def test_a_folder_marker_is_skipped_and_says_so_in_the_log(
+    cloud: Cloud,
+    load_handler: Loader,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = load_handler("start_pipeline")
+
+    started = app.lambda_handler(upload(cloud, "raw/2018/", b""), context)
+
+    assert started["skipped"] == "raw/2018/ is a folder marker, not a trip file"
+    assert started["execution_arn"] is None
+    assert executions(cloud) == []
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "level" in line]
+    assert any(
+        line["message"] == "upload skipped" and line["key"] == "raw/2018/" for line in logged
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["raw/empty.csv", "raw/empty.parquet"], ids=["empty-csv", "empty-parquet"]
+)
+def test_an_empty_upload_starts_a_run_so_its_failure_is_seen(
     cloud: Cloud, load_handler: Loader, context: FakeLambdaContext, key: str
 ) -> None:
+    # Skipped, an empty file would vanish: uploaded, and then no run ever appears. As a run it
+    # fails at PrepareData with "... is empty (0 bytes)", which `status` shows.
     app = load_handler("start_pipeline")
 
     started = app.lambda_handler(upload(cloud, key, b""), context)
 
-    assert started["skipped"] == f"{key} is empty or a folder marker"
-    assert started["execution_arn"] is None
-    assert executions(cloud) == []
+    assert started["skipped"] is None
+    assert started["execution_arn"] is not None
+    (run,) = executions(cloud)
+    assert run["name"] == started["model_id"]
+    assert run["input"]["source"]["key"] == key
 
 
 def test_drift_alarm_retrains_on_the_newest_trip_file_under_a_salted_name(

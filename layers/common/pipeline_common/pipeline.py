@@ -84,9 +84,13 @@ def start_training(
     execution with that execution (no error, no new run), and refuses a reused name with other
     input. The input carries ``delivery_id`` (the invocation's request id), so a second delivery of
     the same event differs in input and is refused: reported as a duplicate, not as a start.
+
+    Only folder markers (``raw/2018/``, what the S3 console's "Create folder" writes) are skipped:
+    they are not uploads. Any other object starts a run, an empty or unreadable one too, so it
+    fails at PrepareData with its reason where ``status`` shows every run, never in silence.
     """
-    if obj.key.endswith("/") or obj.size == 0:
-        return Started("", None, False, skipped=f"{obj.key} is empty or a folder marker")
+    if obj.key.endswith("/"):
+        return Started("", None, False, skipped=f"{obj.key} is a folder marker, not a trip file")
     version = obj.version_id if salt is None else f"{obj.version_id}#{salt}"
     model_id = model_id_for(name_prefix, obj.bucket, obj.key, version)
     execution_input = {
