@@ -74,7 +74,7 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
                 Text(d["id"]),
                 Text(d["status"] or "-"),
                 Text(d["config"] or "-"),
-                when(d["created"]),
+                Text(when(d["created"])),
                 Text(d["error"] or d["description"] or ""),
             )
         console.print(deployments)
@@ -249,7 +249,8 @@ def drift_report(run_now: bool, stack: str | None, region: str | None) -> None:
     console.print(
         f"endpoint {report.endpoint}, schedule {report.schedule}: "
         f"{execution.get('MonitoringExecutionStatus', 'no run yet')} "
-        f"({when(execution.get('ScheduledTime'))})"
+        f"({when(execution.get('ScheduledTime'))})",
+        markup=False,
     )
     if report.statistics:
         console.print(f"{report.statistics['dataset']['item_count']:,} captured rows analysed")
@@ -258,8 +259,8 @@ def drift_report(run_now: bool, stack: str | None, region: str | None) -> None:
         table.add_column(column)
     for violation in report.violations:
         table.add_row(
-            violation["feature_name"],
-            violation["constraint_check_type"],
-            escape(violation["description"]),
+            Text(violation["feature_name"]),
+            Text(violation["constraint_check_type"]),
+            Text(violation["description"]),
         )
     console.print(table if report.violations else "no violations")
