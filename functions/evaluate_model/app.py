@@ -1,4 +1,6 @@
-"""The gate: ceiling on validation RMSE, and no worse than production by more than the margin."""
+"""The gate: a ceiling on validation RMSE, then the candidate against production on the same rows
+(the Compare job's comparison.json): rejected when fares moved for the same trips, or when it is
+worse than production by more than the margin with 95% confidence."""
 
 from __future__ import annotations
 
@@ -10,12 +12,24 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.events import EvaluateModelEvent
-from pipeline_common.gate import champion_record, evaluate, final_metrics
+from pipeline_common.gate import (
+    GateRules,
+    champion_record,
+    evaluate,
+    final_metrics,
+    read_comparison,
+)
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.settings import EvaluateSettings
 
 SETTINGS = EvaluateSettings.from_env(os.environ)
+RULES = GateRules(
+    ceiling=SETTINGS.validation_rmse_ceiling,
+    margin_percent=SETTINGS.champion_margin_percent,
+    fare_shift_limit_percent=SETTINGS.fare_shift_limit_percent,
+)
 SAGEMAKER = boto3.client("sagemaker")
+S3 = boto3.client("s3")
 
 
 @logger.inject_lambda_context(correlation_id_path="model_id")
@@ -27,12 +41,12 @@ def lambda_handler(event: EvaluateModelEvent, context: LambdaContext) -> dict[st
     champion = champion_record(
         str(parameters.get_parameter(SETTINGS.champion_parameter, max_age=0))
     )
-    result = evaluate(
-        final_metrics(job),
-        champion,
-        SETTINGS.validation_rmse_ceiling,
-        SETTINGS.champion_margin_percent,
+    comparison = (
+        read_comparison(S3, SETTINGS.artifact_bucket, event.model_id, champion["model_id"])
+        if champion
+        else None
     )
+    result = evaluate(final_metrics(job), champion, comparison, RULES)
     metrics.add_metric(name="CandidateValidationRmse", unit="None", value=result.validation_rmse)
     logger.info("gate verdict", extra=result.to_dict())
     return result.to_dict()

@@ -7,7 +7,8 @@ endpoints answer canned bodies). Here:
 - training jobs run ``model.train`` under an ``/opt/ml``-style folder with the job's channels and
   hyperparameters, upload ``model.tar.gz`` and report ``FinalMetricDataList``;
 - processing jobs run by image: the scikit-learn image with ``model.prepare`` (PrepareData), the
-  Model Monitor analyzer (baselining ``model.baseline``, monitoring ``model.monitor``);
+  XGBoost image with ``model.compare`` (Compare), the Model Monitor analyzer (baselining
+  ``model.baseline``, monitoring ``model.monitor``);
 - endpoints load the model from ``ModelDataUrl``, answer ``InvokeEndpoint`` with real predictions
   and write capture in SageMaker's format and S3 layout;
 - monitoring schedules run on a scaled hourly clock (or on demand) and write Model Monitor's
@@ -235,10 +236,35 @@ class SageMakerEmulator:
                 prepare(sources, local(args.get("--output", "/opt/ml/processing/output")))
             except DataFileError as exc:
                 raise JobFailed(f"AlgorithmError: {exc}") from exc
+        elif "sagemaker-xgboost" in image and "model.compare" in command:
+            self._run_compare(command, environment, local)
         elif "sagemaker-model-monitor-analyzer" in image:
             self._run_analyzer(environment, local)
         else:
             raise JobFailed(f"ClientError: image {image} (command {command!r}) is not emulated")
+
+    @staticmethod
+    def _run_compare(
+        command: str, environment: dict[str, str], local: Callable[[str], Path]
+    ) -> None:
+        """The Compare job: ``python3 -m model.compare`` in the XGBoost image (which holds the
+        xgboost the scikit-learn image lacks)."""
+        from model.compare import ComparisonError, compare, write_comparison
+
+        words = shlex.split(command.split("model.compare", 1)[1])
+        args = dict(zip(words[::2], words[1::2], strict=False))
+        base = "/opt/ml/processing"
+        try:
+            comparison = compare(
+                local(args.get("--candidate", f"{base}/input/candidate")),
+                local(args.get("--champion", f"{base}/input/champion")),
+                local(args.get("--validation", f"{base}/input/validation")),
+                candidate_model_id=environment.get("CANDIDATE_MODEL_ID") or None,
+                champion_model_id=environment.get("CHAMPION_MODEL_ID") or None,
+            )
+        except ComparisonError as exc:
+            raise JobFailed(f"AlgorithmError: {exc}") from exc
+        write_comparison(comparison, local(args.get("--output", f"{base}/evaluation")))
 
     def _run_analyzer(self, environment: dict[str, str], local: Callable[[str], Path]) -> None:
         from model.baseline import baseline

@@ -3,6 +3,7 @@ channel says (the same evidence; signed links; never the token)."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from pipeline_common.approval_request import (
     request_approval,
 )
 from pipeline_common.approvals import ApprovalStore, Status
-from pipeline_common.events import ApprovalExpiryEvent, ApprovalRequestEvent
+from pipeline_common.events import ApprovalExpiryEvent, ApprovalRequestEvent, GateVerdict
 from pipeline_common.notifications import Notification, as_html, as_slack, as_text
+from pipeline_common.pages import review_page
 
 from tests.approvals.conftest import TOKEN
 
@@ -209,3 +211,53 @@ def test_expiry_of_a_run_that_never_asked_is_a_no_op(store: ApprovalStore) -> No
         now=NOW,
     )
     assert result["status"] == "none"
+
+
+def test_every_channel_and_the_page_show_the_gates_rule_and_numbers(store: ApprovalStore) -> None:
+    """The gate's summary (the candidate and production on the same rows) and production's RMSE
+    on those rows, beside the one it recorded on its own month."""
+    slack = Recorder()
+    result = ask(store, slack=slack)
+    (notification,) = slack.sent
+    summary = event().evaluation.summary
+    assert summary.startswith("On the same 18,012 validation rows")
+
+    assert dict(notification.facts)["Gate"] == summary
+    assert dict(notification.facts)["Production model's RMSE"] == (
+        "4.907 on the same rows (fare-2e71d0c94a5b; 4.733 on its own month)"
+    )
+    assert summary in as_text(notification)
+    assert html.escape(summary) in as_html(notification)
+    assert json.dumps(summary)[1:-1] in json.dumps(as_slack(notification))
+    approval = store.get(result["approval_id"])
+    page = review_page(approval, "/v1/approvals/x", approval.expires_at, "sig", None)
+    assert html.escape(summary) in page
+    assert "4.907 on the same rows" in page
+
+
+def test_an_approval_stored_before_the_comparison_still_shows_productions_rmse(
+    store: ApprovalStore,
+) -> None:
+    old = event().model_copy(
+        update={
+            "evaluation": GateVerdict(
+                reason="validation RMSE 4.812 is under the ceiling 8.000 and within 5% of "
+                "production's 4.907",
+                validation_rmse=4.812,
+                champion_rmse=4.907,
+                champion_model_id="fare-2e71d0c94a5b",
+            )
+        }
+    )
+    slack = Recorder()
+    result = request_approval(
+        old, store=store, signing_key=KEY, base_url=BASE, channels={"slack": slack}, now=NOW
+    )
+
+    facts = dict(slack.sent[0].facts)
+    assert facts["Production model's RMSE"] == "4.907 (fare-2e71d0c94a5b)"
+    assert "Gate" not in facts
+    approval = store.get(result["approval_id"])
+    assert "within 5% of production" in html.unescape(
+        review_page(approval, "/v1/approvals/x", approval.expires_at, "sig", None)
+    )

@@ -10,7 +10,7 @@ from tests.e2e.conftest import live_version_endpoint, sagemaker_resources, subje
 
 EXPECTED = {
     "training-fails": ("TrainingJobFailed", "eta"),
-    "gate-rejects": ("ModelRejected", "worse than the production model"),
+    "gate-rejects": ("ModelRejected", "higher than the production model"),
     "approval-rejected": ("ApprovalRejected", "rejected by demo reviewer"),
     "pre-traffic-fails": ("DeploymentFailed", "BeforeAllowTraffic"),
     "green-errors": ("DeploymentFailed", "CandidateEndpointErrorsAlarm"),

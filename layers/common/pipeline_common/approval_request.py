@@ -3,7 +3,7 @@ nobody answered in time, mark the approval expired and tell the same people."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline_common.approvals import Approval, ApprovalStore, approval_url, plot_url
@@ -24,7 +24,10 @@ def evidence_from(event: ApprovalRequestEvent) -> dict[str, Any]:
         "validation_rmse": evaluation.validation_rmse,
         "champion_rmse": evaluation.champion_rmse,
         "champion_model_id": evaluation.champion_model_id,
+        "champion_rmse_same_rows": evaluation.champion_rmse_same_rows,
+        "rows_compared": evaluation.rows_compared,
         "gate_reason": evaluation.reason,
+        "gate_summary": evaluation.summary,
         "test_rmse": test.rmse,
         "test_rows": test.rows,
         "plot_key": test.plot_key,
@@ -37,21 +40,37 @@ def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
+def champion_rmse_text(evidence: Mapping[str, Any], number: Callable[[Any], str]) -> str:
+    """Production's RMSE as the gate compared it: on the candidate's validation rows, with the
+    RMSE it recorded on its own month beside it (approvals stored before the comparison existed
+    have only that one)."""
+    model = evidence.get("champion_model_id") or "production"
+    recorded = evidence.get("champion_rmse")
+    same_rows = evidence.get("champion_rmse_same_rows")
+    if same_rows is not None:
+        own = f"; {number(recorded)} on its own month" if recorded is not None else ""
+        return f"{number(same_rows)} on the same rows ({model}{own})"
+    if recorded is not None:
+        return f"{number(recorded)} ({model})"
+    return ""
+
+
 def facts_of(approval: Approval) -> tuple[tuple[str, str], ...]:
     e = approval.evidence
-    champion = (
-        f"{_number(e.get('champion_rmse'))} ({e.get('champion_model_id') or 'production'})"
-        if e.get("champion_rmse") is not None
-        else "none yet (first model)"
-    )
-    return (
+    champion = champion_rmse_text(e, _number) or "none yet (first model)"
+    facts = [
         ("Model", approval.model_id),
         ("Validation RMSE", _number(e.get("validation_rmse"))),
         ("Production model's RMSE", champion),
+    ]
+    if e.get("gate_summary"):
+        facts.append(("Gate", str(e["gate_summary"])))
+    facts += [
         ("Test-set RMSE (dev endpoint)", _number(e.get("test_rmse"))),
         ("Data version", str(e.get("data_version") or "-")),
         ("Data", str(e.get("data") or "-")),
-    )
+    ]
+    return tuple(facts)
 
 
 def request_notification(

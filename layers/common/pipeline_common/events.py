@@ -48,6 +48,10 @@ class GateVerdict(TaskPayload):
     validation_rmse: float
     champion_rmse: float | None
     champion_model_id: str | None
+    # The comparison on the same rows (gate.py); absent from runs evaluated before it existed.
+    summary: str = ""
+    rows_compared: int | None = None
+    champion_rmse_same_rows: float | None = None
 
 
 class DevTestResult(TaskPayload):

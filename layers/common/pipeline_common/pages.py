@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from pipeline_common.approval_request import champion_rmse_text
 from pipeline_common.approvals import Approval, Status
 
 _STYLE = "".join(
@@ -59,11 +60,7 @@ def _fmt(value: Any) -> str:
 
 def evidence_rows(approval: Approval) -> list[tuple[str, str]]:
     e = approval.evidence
-    champion = (
-        f"{_fmt(e.get('champion_rmse'))} ({e.get('champion_model_id') or 'production'})"
-        if e.get("champion_rmse") is not None
-        else "no model in production yet"
-    )
+    champion = champion_rmse_text(e, _fmt) or "no model in production yet"
     return [
         ("model", approval.model_id),
         ("validation RMSE", _fmt(e.get("validation_rmse"))),
@@ -72,7 +69,7 @@ def evidence_rows(approval: Approval) -> list[tuple[str, str]]:
         ("test trips", _fmt(e.get("test_rows"))),
         ("data", _fmt(e.get("data"))),
         ("data version", _fmt(e.get("data_version"))),
-        ("gate", _fmt(e.get("gate_reason"))),
+        ("gate", _fmt(e.get("gate_summary") or e.get("gate_reason"))),
         ("requested", _when(approval.created_at)),
         ("link expires", _when(approval.expires_at)),
     ]

@@ -41,8 +41,10 @@ class StartPipelineSettings(Settings):
 
 class EvaluateSettings(Settings):
     champion_parameter: str
+    artifact_bucket: str  # the Compare job's comparison.json
     validation_rmse_ceiling: float
     champion_margin_percent: float
+    fare_shift_limit_percent: float
 
 
 class TestDevSettings(Settings):
