@@ -146,8 +146,13 @@ def _metrics(evaluation: dict[str, Any], test: dict[str, Any]) -> str:
         part = f"validation RMSE {_number(evaluation['validation_rmse'])}"
         if evaluation.get("train_rmse") is not None:
             part += f" (train {_number(evaluation['train_rmse'])})"
-        if evaluation.get("champion_rmse") is not None:
-            part += f", production's {_number(evaluation['champion_rmse'])}"
+        if evaluation.get("champion_rmse_same_rows") is not None:
+            part += (
+                f", production's {_number(evaluation['champion_rmse_same_rows'])} on the same "
+                f"{evaluation.get('rows_compared', '')} rows"
+            )
+        elif evaluation.get("champion_rmse") is not None:
+            part += f", production's {_number(evaluation['champion_rmse'])} on its own month"
         parts.append(part)
     if test.get("rmse") is not None:
         part = f"dev endpoint test RMSE {_number(test['rmse'])}"
