@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=f"{base}/evaluation")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
     parser.add_argument("--seed", type=int, default=SEED)
+    # SageMaker shows this file's first KB as the job's ExitMessage (model/errors.py says more;
+    # the XGBoost image has no `model` package beside this file, so the path is repeated here).
+    parser.add_argument("--message-file", default="/opt/ml/output/message")
     args = parser.parse_args(argv)
     try:
         comparison = compare(
@@ -217,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ComparisonError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        message = Path(args.message_file)
+        message.parent.mkdir(parents=True, exist_ok=True)
+        message.write_bytes(str(exc).encode()[:1024].decode(errors="ignore").encode())
         return 1
     path = write_comparison(comparison, Path(args.output))
     print(

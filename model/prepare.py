@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from model.errors import DataFileError
+from model.errors import EXIT_MESSAGE, DataFileError, write_exit_message
 from model.schema import (
     COLUMNS,
     DROPOFF_COLUMNS,
@@ -397,11 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input", nargs="+", default=["/opt/ml/processing/input/raw"])
     parser.add_argument("--output", default="/opt/ml/processing/output")
     parser.add_argument("--seed", type=int, default=SPLIT_SEED)
+    parser.add_argument("--message-file", type=Path, default=EXIT_MESSAGE)
     args = parser.parse_args(argv)
     try:
         summary = prepare(_expand(args.input), Path(args.output), args.seed, progress=print)
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        write_exit_message(str(exc), args.message_file)
         return 1
     print("\n".join(summary.lines()))
     return 0

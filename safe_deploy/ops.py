@@ -81,7 +81,9 @@ HISTORY_PAGE = 100
 HISTORY_PAGES = 5
 # The states a training run enters once something failed (catch handlers, cleanup,
 # notification): the state that failed is the last one before them.
-FAILURE_HANDLING = re.compile(r"Fail|Notify|Delete|Outcome|Unprefixed|Reason|Expire|TimedOut")
+FAILURE_HANDLING = re.compile(
+    r"Fail|Notify|Delete|Outcome|Unprefixed|Reason|ExitMessage|Expire|TimedOut"
+)
 
 
 class ExecutionHistory:

@@ -31,9 +31,9 @@ from typing import Any, TextIO
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.logs.models import logs_backends
 from moto.sqs.models import sqs_backends
 
+from safe_deploy.localcloud.logs import put_lines
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
@@ -279,15 +279,8 @@ class HandlerHost:
     def _ship_logs(self, function_name: str, version: str, text: str) -> None:
         """Each line as a log event in ``/aws/lambda/<function>``, the group created at first use
         as Lambda creates it, so ``aws logs tail`` and ``safe-deploy logs`` read it."""
-        events = [line for line in text.splitlines() if line.strip()]  # no empty events on AWS
-        if not events:
-            return
-        backend = logs_backends[self.settings.account][self.settings.region]
-        group, stream = f"/aws/lambda/{function_name}", self.log_stream(function_name, version)
-        backend.ensure_log_group(group)
-        backend.ensure_log_stream(group, stream)
-        now = int(time.time() * 1000)
-        backend.put_log_events(group, stream, [{"timestamp": now, "message": m} for m in events])
+        stream = self.log_stream(function_name, version)
+        put_lines(self.settings, f"/aws/lambda/{function_name}", stream, text)
 
     def run(self, fn: Any, event: Any, alias: str | None) -> tuple[bytes, str | None]:
         """Invoke one version; returns the payload and the function error, if any."""

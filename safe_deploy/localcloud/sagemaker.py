@@ -18,7 +18,10 @@ endpoints answer canned bodies). Here:
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -43,7 +46,9 @@ from pipeline_common.capture import capture_key, capture_record
 from pipeline_common.layout import CAPTURE_PREFIX
 from pipeline_common.payload import PayloadError
 
+from model.errors import EXIT_MESSAGE
 from model.serve import FareModel
+from safe_deploy.localcloud.logs import PROCESSING_JOBS, put_lines
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
@@ -52,6 +57,9 @@ ENDPOINT_STARTUP_SECONDS = 120.0  # what an ml.m5.large takes, before the time s
 JOB_STARTUP_SECONDS = 60.0
 CAPTURE_FLUSH_SECONDS = 60.0
 MONITORING_PERIOD_SECONDS = 3600.0
+# A processing job whose container exits non-zero fails with these words; the container's own
+# reason is in its ExitMessage (/opt/ml/output/message) and its CloudWatch log stream.
+SEE_JOB_LOGS = "See job logs for more information"
 
 
 class ModelError(ServiceException):  # type: ignore[misc]
@@ -225,46 +233,52 @@ class SageMakerEmulator:
             [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
         )
         if "sagemaker-scikit-learn" in image and "model.prepare" in command:
-            from model.errors import DataFileError
-            from model.prepare import prepare
-
-            words = shlex.split(command.split("model.prepare", 1)[1])
-            args = dict(zip(words[::2], words[1::2], strict=False))
-            folder = local(args.get("--input", "/opt/ml/processing/input/raw"))
-            sources = sorted(p for p in folder.rglob("*") if p.is_file())
-            try:
-                prepare(sources, local(args.get("--output", "/opt/ml/processing/output")))
-            except DataFileError as exc:
-                raise JobFailed(f"AlgorithmError: {exc}") from exc
+            self._run_script(job, "model.prepare", command, local)
         elif "sagemaker-xgboost" in image and "model.compare" in command:
-            self._run_compare(command, environment, local)
+            self._run_script(job, "model.compare", command, local)
         elif "sagemaker-model-monitor-analyzer" in image:
             self._run_analyzer(environment, local)
         else:
             raise JobFailed(f"ClientError: image {image} (command {command!r}) is not emulated")
 
-    @staticmethod
-    def _run_compare(
-        command: str, environment: dict[str, str], local: Callable[[str], Path]
+    def _run_script(
+        self, job: Any, module: str, command: str, local: Callable[[str], Path]
     ) -> None:
-        """The Compare job: ``python3 -m model.compare`` in the XGBoost image (which holds the
-        xgboost the scikit-learn image lacks)."""
-        from model.compare import ComparisonError, compare, write_comparison
+        """A processing script run as its container runs it: a process of its own, with the job's
+        environment and the code the job was given (its ``/opt/ml`` paths mapped to the job's
+        folder), its output in the job's CloudWatch log stream, and on failure what SageMaker
+        says: a generic FailureReason, the script's own words only in ExitMessage and the log."""
 
-        words = shlex.split(command.split("model.compare", 1)[1])
-        args = dict(zip(words[::2], words[1::2], strict=False))
-        base = "/opt/ml/processing"
-        try:
-            comparison = compare(
-                local(args.get("--candidate", f"{base}/input/candidate")),
-                local(args.get("--champion", f"{base}/input/champion")),
-                local(args.get("--validation", f"{base}/input/validation")),
-                candidate_model_id=environment.get("CANDIDATE_MODEL_ID") or None,
-                champion_model_id=environment.get("CHAMPION_MODEL_ID") or None,
-            )
-        except ComparisonError as exc:
-            raise JobFailed(f"AlgorithmError: {exc}") from exc
-        write_comparison(comparison, local(args.get("--output", f"{base}/evaluation")))
+        def mapped(value: str) -> str:
+            return str(local(value)) if value.startswith("/opt/ml/") else value
+
+        arguments = [mapped(word) for word in shlex.split(command.split(module, 1)[1])]
+        message = local(str(EXIT_MESSAGE))
+        environment = {
+            **os.environ,
+            **{k: mapped(str(v)) for k, v in (getattr(job, "environment", None) or {}).items()},
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", module, *arguments, "--message-file", str(message)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+        def as_in_the_container(text: str) -> str:
+            return text.replace(str(local("/")).rstrip("/"), "")
+
+        name = job.processing_job_name
+        stream = f"{name}/algo-1-{int(time.time())}"
+        put_lines(
+            self.settings, PROCESSING_JOBS, stream, as_in_the_container(done.stdout + done.stderr)
+        )
+        if message.exists():
+            text = message.read_bytes()[:1024].decode(errors="replace")
+            job.exit_message = as_in_the_container(text)
+        if done.returncode != 0:
+            raise JobFailed(f"AlgorithmError: {SEE_JOB_LOGS}")
 
     def _run_analyzer(self, environment: dict[str, str], local: Callable[[str], Path]) -> None:
         from model.baseline import baseline

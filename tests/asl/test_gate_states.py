@@ -127,5 +127,15 @@ def test_comparison_json_lands_where_the_gate_reads_it() -> None:
 def test_a_failed_comparison_stops_the_run_with_the_jobs_reason() -> None:
     catches = {c["ErrorEquals"][0]: c["Next"] for c in GATE["States"]["Compare"]["Catch"]}
     assert catches == {"States.TaskFailed": "CompareFailed", "States.ALL": "CandidateFailed"}
-    assert _path("CompareFailed", {})[:2] == ["CompareFailed", "CompareFailedReason"]
-    assert GATE["States"]["CompareFailedReason"]["Next"] == "CandidateFailed"
+    said_why = _path("CompareFailed", {"CompareFailedReason": True})
+    assert said_why == [
+        "CompareFailed",
+        "CompareFailedReason",
+        "CompareExitMessage",
+        "CandidateFailed",
+    ]
+    assert GATE["States"]["CompareExitMessage"]["Parameters"]["Cause.$"] == (
+        "$.failure.Job.ExitMessage"  # the script's own words (/opt/ml/output/message)
+    )
+    silent = _path("CompareFailed", {"CompareFailedReason": False})
+    assert silent[-2:] == ["CompareFailureReason", "CandidateFailed"]

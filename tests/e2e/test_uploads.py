@@ -108,6 +108,24 @@ def test_every_unusable_upload_ends_as_a_failed_run_that_status_explains(demo: D
         assert squeezed(f"why it stopped {reason}") in shown
 
 
+def test_a_failed_processing_job_says_why_only_where_sagemaker_does(demo: Demo) -> None:
+    """As on SageMaker: the FailureReason of a job whose script failed is generic; the script's
+    own reason is its ExitMessage (/opt/ml/output/message) and is in its CloudWatch log stream.
+    The run's reason above comes from the ExitMessage, so it would hold on AWS too."""
+    runs = ended(demo, list(BAD_UPLOADS))
+    sagemaker, logs = demo.target.client("sagemaker"), demo.target.client("logs")
+    for key, (_, reason) in BAD_UPLOADS.items():
+        job_name = f"{runs[key].name}-prepare"
+        job = sagemaker.describe_processing_job(ProcessingJobName=job_name)
+        assert job["ProcessingJobStatus"] == "Failed"
+        assert job["FailureReason"] == "AlgorithmError: See job logs for more information"
+        assert job["ExitMessage"].startswith(reason.replace(key, f"/opt/ml/processing/input/{key}"))
+        events = logs.filter_log_events(
+            logGroupName="/aws/sagemaker/ProcessingJobs", logStreamNamePrefix=f"{job_name}/"
+        )["events"]
+        assert any(job["ExitMessage"][:40] in e["message"] for e in events), events
+
+
 @pytest.fixture(scope="module")
 def pending(demo: Demo) -> ops.Run:
     """A good month, uploaded with `upload-data`, waiting for approval."""

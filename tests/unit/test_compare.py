@@ -9,6 +9,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,9 @@ from model.compare import (
 from model.prepare import prepare
 from model.synth import synth_trips, write_trips
 from model.train import train_to_dir
-from safe_deploy.localcloud.sagemaker import SageMakerEmulator
+from safe_deploy.localcloud.metrics import MetricStore
+from safe_deploy.localcloud.sagemaker import JobFailed, SageMakerEmulator
+from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
 from tests.conftest import TRAINING_ROWS
 from tests.support import FEBRUARY_HEAD, JANUARY_SAMPLE, REPO, Trained
 
@@ -309,12 +312,26 @@ def test_the_local_cloud_runs_the_job_as_the_state_machine_defines_it(
         local(inputs[name]).mkdir(parents=True)
         (local(inputs[name]) / source.name).write_bytes(source.read_bytes())
     command = shlex.join(parameters["AppSpecification"]["ContainerEntrypoint"])
+    emulator = SageMakerEmulator(
+        LocalSettings(REPO, tmp_path), ActivityFeed(), MetricStore(), Faults()
+    )
+    job = SimpleNamespace(
+        processing_job_name="compare-test", environment={"CHAMPION_MODEL_ID": CHAMPION_ID}
+    )
 
-    SageMakerEmulator._run_compare(command, {"CHAMPION_MODEL_ID": CHAMPION_ID}, local)
+    emulator._run_script(job, "model.compare", command, local)
 
     written = json.loads((local(output["S3Output"]["LocalPath"]) / COMPARISON_FILE).read_text())
     assert written["champion_model_id"] == CHAMPION_ID
     assert written["rows"] == trained.report.validation_rows
+
+    # Without the production model, the job fails as SageMaker says it: generic words in its
+    # FailureReason, the script's own in its ExitMessage.
+    (local(inputs["champion"]) / "model.tar.gz").unlink()
+    with pytest.raises(JobFailed, match=r"^AlgorithmError: See job logs for more information$"):
+        emulator._run_script(job, "model.compare", command, local)
+    assert "/opt/ml/processing/input/champion" in job.exit_message
+    assert str(tmp_path) not in job.exit_message
 
 
 # ---------------------------------------------------------------------------- the image
