@@ -13,6 +13,7 @@ from typing import Any
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 DEFAULT_TIME_SCALE = 0.02  # one simulated minute passes in 1.2 real seconds
+CLIENT_WAIT_FLOOR = 30.0  # real seconds: the least any wait for clients lasts (for_people)
 
 
 @dataclass
@@ -43,9 +44,13 @@ class LocalSettings:
         return max(0.0, seconds * self.time_scale)
 
     def for_people(self, seconds: float) -> float:
-        """A wait that ends when a person or a client acts: as long as on AWS at human pace,
-        scaled like every other wait otherwise (the demo's own client is a program)."""
-        return max(0.0, seconds) if self.human_pace else self.scaled(seconds)
+        """A wait that ends when a person or a client acts: as long as on AWS at human pace.
+        Otherwise (the demo's client is a program) scaled like every other wait, but never
+        below ``CLIENT_WAIT_FLOOR`` real seconds: a client on a loaded machine still needs time
+        to be answered, and a wait that ends early when its clients come costs nothing more."""
+        if self.human_pace:
+            return max(0.0, seconds)
+        return max(self.scaled(seconds), min(seconds, CLIENT_WAIT_FLOOR))
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,24 @@ def test_the_template_still_sets_the_hooks_wait_this_test_reads() -> None:
     assert f'CAPTURE_WAIT_SECONDS: "{TEMPLATE_WAIT}"' in (ROOT / "template.yaml").read_text()
 
 
-@pytest.mark.parametrize(("human_pace", "expected"), [(True, "240"), (False, "4.8")])
+@pytest.mark.parametrize(("human_pace", "expected"), [(True, "240"), (False, "30")])
 def test_the_hooks_wait_for_client_requests_is_as_long_as_on_aws_at_human_pace(
     tmp_path: Path, human_pace: bool, expected: str
 ) -> None:
     assert handlers(tmp_path, human_pace).local_value("CAPTURE_WAIT_SECONDS", TEMPLATE_WAIT) == (
         expected
     )
+
+
+def test_a_programs_clients_get_at_least_the_floor_and_never_more_than_on_aws(
+    tmp_path: Path,
+) -> None:
+    from safe_deploy.localcloud.state import CLIENT_WAIT_FLOOR
+
+    robot = LocalSettings(ROOT, tmp_path, time_scale=0.02)
+    assert robot.for_people(240) == CLIENT_WAIT_FLOOR  # 4.8 s scaled: too short on a busy box
+    assert robot.for_people(10) == 10  # a wait shorter than the floor is not lengthened
+    assert LocalSettings(ROOT, tmp_path, time_scale=1.0).for_people(240) == 240
 
 
 def test_machine_waits_follow_the_time_scale_even_at_human_pace(tmp_path: Path) -> None:
