@@ -107,6 +107,36 @@ class _ThreadEnvironment(MutableMapping[str, str]):
 _ENVIRONMENT_LOCK = threading.Lock()
 
 
+def _siblings(folder: Path) -> set[str]:
+    """The top-level module and package names a function's code folder holds."""
+    return {
+        p.stem if p.suffix == ".py" else p.name
+        for p in folder.iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").exists()
+    }
+
+
+@contextmanager
+def code_folder_importable(folder: Path) -> Iterator[None]:
+    """As Lambda imports a handler: its code folder first on ``sys.path``, so ``app.py`` imports
+    the modules beside it. Many copies of a function (versions, tests) share this process, so
+    none of a copy's own modules stays cached under its plain name, before or after: each copy
+    imports the modules shipped beside it, and keeps them through its own references."""
+    names = _siblings(folder)
+
+    def forget() -> None:
+        for cached in [n for n in list(sys.modules) if n.split(".", 1)[0] in names]:
+            sys.modules.pop(cached, None)
+
+    forget()
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        forget()
+
+
 @contextmanager
 def function_environment(values: dict[str, str]) -> Iterator[None]:
     """``os.environ`` shows ``values`` to this thread only, for the ``with`` block."""
@@ -226,7 +256,10 @@ class HandlerHost:
             # The function's variables, for the import (handlers read their settings then), in
             # this thread only: the process's environment, which other threads read, never
             # changes (Lambda gives each function a process of its own).
-            with function_environment({**self.base_env, **environment}):
+            with (
+                function_environment({**self.base_env, **environment}),
+                code_folder_importable(path.parent),
+            ):
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
                 self._keep_logs(function_name, out.getvalue(), version)

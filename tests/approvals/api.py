@@ -36,6 +36,7 @@ from safe_deploy.localcloud.channels import (
     LocalChannels,
     Outbox,
 )
+from safe_deploy.localcloud.lambdas import code_folder_importable
 from safe_deploy.localcloud.state import ActivityFeed
 from tests.approvals.conftest import REGION, TOKEN
 
@@ -66,7 +67,8 @@ def load(monkeypatch: pytest.MonkeyPatch, **environment: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with code_folder_importable(APP.parent):  # as Lambda and the local cloud import it
+        spec.loader.exec_module(module)
     return module
 
 

@@ -41,6 +41,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from safe_deploy.localcloud.lambdas import code_folder_importable
 from safe_deploy.localcloud.template import Stack, function_environment, load, references
 
 if TYPE_CHECKING:
@@ -370,7 +371,8 @@ def load_handler(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Loader:
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         monkeypatch.setitem(sys.modules, name, module)
-        spec.loader.exec_module(module)
+        with code_folder_importable(path.parent):  # as Lambda and the local cloud import it
+            spec.loader.exec_module(module)
         service = logging.getLogger(environment["POWERTOOLS_SERVICE_NAME"])
         for handler in service.handlers:
             if isinstance(handler, logging.StreamHandler):
