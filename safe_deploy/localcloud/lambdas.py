@@ -107,29 +107,38 @@ class _ThreadEnvironment(MutableMapping[str, str]):
 _ENVIRONMENT_LOCK = threading.Lock()
 
 
-def _siblings(folder: Path) -> set[str]:
-    """The top-level module and package names a function's code folder holds."""
-    return {
+def _own_modules(folder: Path) -> set[str]:
+    """The top-level modules and packages of a function's own code in its folder: not the
+    libraries bundled beside it (those a ``*.dist-info`` records), which this process already
+    has from its own environment and must never import twice."""
+    bundled = {
+        line.split("/", 1)[0].split(",", 1)[0].removesuffix(".py")
+        for record in folder.glob("*.dist-info/RECORD")
+        for line in record.read_text().splitlines()
+    }
+    found = {
         p.stem if p.suffix == ".py" else p.name
         for p in folder.iterdir()
         if p.suffix == ".py" or (p / "__init__.py").exists()
     }
+    return found - bundled
 
 
 @contextmanager
 def code_folder_importable(folder: Path) -> Iterator[None]:
-    """As Lambda imports a handler: its code folder first on ``sys.path``, so ``app.py`` imports
-    the modules beside it. Many copies of a function (versions, tests) share this process, so
-    none of a copy's own modules stays cached under its plain name, before or after: each copy
-    imports the modules shipped beside it, and keeps them through its own references."""
-    names = _siblings(folder)
+    """As Lambda imports a handler, the modules beside ``app.py`` are importable. The folder
+    goes last on ``sys.path``: the libraries bundled in it are this process's own, imported
+    once. Many copies of a function (versions, tests) share the process, so none of a copy's
+    own modules stays cached under its plain name, before or after: each copy imports the
+    modules shipped beside it and keeps them through its own references."""
+    names = _own_modules(folder)
 
     def forget() -> None:
         for cached in [n for n in list(sys.modules) if n.split(".", 1)[0] in names]:
             sys.modules.pop(cached, None)
 
     forget()
-    sys.path.insert(0, str(folder))
+    sys.path.append(str(folder))
     try:
         yield
     finally:
