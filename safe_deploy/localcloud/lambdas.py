@@ -128,22 +128,26 @@ def _own_modules(folder: Path) -> set[str]:
 def code_folder_importable(folder: Path) -> Iterator[None]:
     """As Lambda imports a handler, the modules beside ``app.py`` are importable. The folder
     goes last on ``sys.path``: the libraries bundled in it are this process's own, imported
-    once. Many copies of a function (versions, tests) share the process, so none of a copy's
-    own modules stays cached under its plain name, before or after: each copy imports the
-    modules shipped beside it and keeps them through its own references."""
+    once. Many copies of a function (versions, tests) share the process, so each copy imports
+    the modules shipped beside it and keeps them through its own references; afterwards the
+    process gets back the modules it had under those names (a function may ship a copy of the
+    project's own ``model`` package, whose exception classes the rest of the process catches)."""
     names = _own_modules(folder)
 
-    def forget() -> None:
-        for cached in [n for n in list(sys.modules) if n.split(".", 1)[0] in names]:
-            sys.modules.pop(cached, None)
+    def take() -> dict[str, ModuleType]:
+        return {
+            name: sys.modules.pop(name)
+            for name in [n for n in list(sys.modules) if n.split(".", 1)[0] in names]
+        }
 
-    forget()
+    before = take()
     sys.path.append(str(folder))
     try:
         yield
     finally:
         sys.path.remove(str(folder))
-        forget()
+        take()
+        sys.modules.update(before)
 
 
 @contextmanager
