@@ -6,6 +6,7 @@ import click
 
 from safe_deploy.cli_local import local
 from safe_deploy.cli_logs import logs
+from safe_deploy.cli_models import models, rollback
 from safe_deploy.cli_release import approve, follow, reject, rotate_approval_key, upload_data
 from safe_deploy.cli_status import drift_report, status
 from safe_deploy.cli_traffic import traffic
@@ -19,6 +20,8 @@ def register(main: click.Group) -> None:
         follow,
         approve,
         reject,
+        models,
+        rollback,
         rotate_approval_key,
         traffic,
         drift_report,

@@ -4,10 +4,13 @@
    approved -> first promotion -> production serves.
 2. Month 2 -> retrain -> approved -> canary: ~10% of live traffic on green while it bakes ->
    post-traffic hook passes on green's capture -> 100% -> blue deleted.
-3. A person changes the predict code and runs the real ``sam deploy``: CloudFormation canaries
+3. Month 2's fares draw complaints: ``safe-deploy rollback`` puts month 1's model (its approved
+   version in the model registry) back, through the same canary, hooks and alarms; no retraining
+   and no new approval.
+4. A person changes the predict code and runs the real ``sam deploy``: CloudFormation canaries
    it, the hooks compare the new code's answers with the current code's, the model stays.
-4. Drifted traffic -> a monitoring run -> violations by feature.
-5. A report folder (HTML and plots).
+5. Drifted traffic -> a monitoring run -> violations by feature.
+6. A report folder (HTML and plots).
 
 A failure scenario runs month 1 to production, then a month 2 that fails in one way; it must end
 with blue serving, nothing orphaned, no failed client request, and a one-line explanation.
@@ -31,7 +34,8 @@ from rich.text import Text
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
 from safe_deploy import ops, samcli
-from safe_deploy.console import StageFailed, Stages
+from safe_deploy.cli_models import models_table
+from safe_deploy.console import StageFailed, Stages, console
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
@@ -43,6 +47,7 @@ from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog, client_rides
 
 MONTH_ROWS = 120_000
 REVISION_HEADER = "X-Predict-Revision"
+ROLLBACK_REASON = "customers report month 2's fares are too high; month 1's model goes back"
 
 
 def predict_revision(value: str) -> str:
@@ -346,6 +351,92 @@ class Demo:
             return model_id
 
     # ------------------------------------------------------------------ stage 3
+    def show_models(self) -> None:
+        """``safe-deploy models``: the registry's versions, and which one serves now."""
+        console.print(
+            models_table(
+                ops.model_packages(self.target),
+                ops.serving_package_arn(self.target),
+                self.target.output("ModelPackageGroupName"),
+            )
+        )
+
+    def follow_release(self, name: str, timeout: float) -> dict[str, Any]:
+        """Print each step the deploy state machine's execution ``name`` enters; its description
+        once it ends."""
+        sfn = self.target.client("stepfunctions")
+        arn = ops.execution_arn(self.target.output("DeployStateMachineArn"), name)
+        last = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+            step = ops.last_step(sfn, arn)
+            if step != last and step is not None:
+                self.stages.say(f"  step: {step}")
+                last = step
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.2)
+        raise StageFailed("rollback", f"{name} did not end within {timeout:.0f}s")
+
+    def rollback(self) -> str:
+        """Production goes back to the model that served before, as ``safe-deploy rollback``
+        does it: the deploy state machine releases its approved registry version, through the
+        release lock, the stack update and CodeDeploy's canary, while clients keep calling."""
+        with self.stages.stage(
+            "rollback: month 2's fares draw complaints; month 1's model goes back, canaried"
+        ):
+            self.show_models()
+            plan = ops.plan_rollback(self.target)
+            package, serving = plan.package, plan.serving
+            blue = ops.release(self.target).production_endpoint
+            green = f"{package.model_id}-prod"
+            self.stages.say(
+                f"$ safe-deploy rollback --reason {ROLLBACK_REASON!r}: version "
+                f"{package.version} ({package.model_id}, {package.status}) replaces version "
+                f"{serving.version if serving else '-'}; no retraining, no new approval"
+            )
+            requested_by = ops.caller_arn(self.target)
+            since = len(self.cloud.feed.items)
+            name = ops.start_rollback(self.target, plan, ROLLBACK_REASON, requested_by)
+            self.stages.say(f"deploy state machine: {name}, requested by {requested_by}")
+            # Clients keep calling: the post-traffic hook wants their requests on green's capture.
+            traffic = self.load(self.traffic_rows(400, seed=14), rate=30)
+            described = self.follow_release(name, TRAINING_TIMEOUT)
+            log = traffic.stop()
+            for activity in self.cloud.feed.items[since:]:
+                if activity.source == "codedeploy":
+                    self.stages.say(f"  {activity.message}")
+            if described["status"] != "SUCCEEDED":
+                raise StageFailed(
+                    "rollback", f"{name} {described['status']}: {described.get('cause')}"
+                )
+            release = ops.release(self.target)
+            self.stages.say(
+                f"production serves {release.production_endpoint} again "
+                f"(live -> version {release.live_version}); {blue} deleted: "
+                f"{self._endpoint_gone(blue) if blue else True}"
+            )
+            self.stages.say(
+                f"{log.sent} client requests through the rollback, {len(log.failed)} failed"
+            )
+            self.show_models()
+            if release.production_endpoint != green or log.failed:
+                raise StageFailed("rollback", "production is not back on the earlier model")
+            self.notes["rollback"] = {
+                "execution": name,
+                "version": package.version,
+                "model": package.model_id,
+                "replaced": serving.model_id if serving else None,
+                "requested_by": requested_by,
+                "green": green,
+                "blue": blue,
+                "sent": log.sent,
+                "failed": len(log.failed),
+            }
+            return name
+
+    # ------------------------------------------------------------------ stage 4
     def code_deploy(self, project_root: Path) -> None:
         """A person changes the predict function and deploys it with the real ``sam deploy``
         while a model serves: CloudFormation canaries the new code through CodeDeploy, the
@@ -445,7 +536,7 @@ class Demo:
             return True
         return False
 
-    # ------------------------------------------------------------------ stage 3
+    # ------------------------------------------------------------------ stage 5
     def drift(self) -> None:
         with self.stages.stage("drift: longer trips in production traffic, then a monitoring run"):
             rows = self.traffic_rows(2000, seed=13, drift="longer-trips")
@@ -485,7 +576,7 @@ class Demo:
             )
             self.notes["drift"] = {"violations": report.violations, "distances": distances}
 
-    # ------------------------------------------------------------------ stage 4
+    # ------------------------------------------------------------------ stage 6
     def write_report(self) -> Path:
         with self.stages.stage("report"):
             artifacts = self.target.output("ArtifactBucketName")
@@ -535,6 +626,20 @@ class Demo:
                     "traffic_split.png",
                     "share of requests answered by the green endpoint",
                 )
+            self.report.table(
+                "Model registry",
+                ["version", "model", "approval", "in production since", "until"],
+                [
+                    (
+                        str(p.version),
+                        p.model_id or "-",
+                        f"{p.status}: {p.approval_description}",
+                        str(p.production_since or "-"),
+                        str(p.production_until or "-"),
+                    )
+                    for p in ops.model_packages(self.target)
+                ],
+            )
             if "drift" in self.notes:
                 self.report.table(
                     "Drift violations",
@@ -732,6 +837,7 @@ def run_demo(
             return demo.scenario(scenario)
         demo.first_model()
         demo.canary()
+        demo.rollback()
         demo.code_deploy(project_root)
         demo.drift()
         return demo.write_report()

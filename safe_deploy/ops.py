@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ from typing import Any, cast
 
 import yaml
 from botocore.exceptions import ClientError
+from pipeline_common import registry
 from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of
+from pipeline_common.registry import Package, champion_pointer, fit_metadata
 from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
 from safe_deploy.target import Target, TargetError
@@ -619,8 +622,9 @@ def release(target: Target, deployments: int = 3) -> Release:
         ssm=ssm,
         sagemaker=target.client("sagemaker"),
     )
-    champion = json.loads(
-        ssm.get_parameter(Name=target.output("ChampionParameterName"))["Parameter"]["Value"] or "{}"
+    champion = champion_of(
+        target,
+        ssm.get_parameter(Name=target.output("ChampionParameterName"))["Parameter"]["Value"],
     )
     codedeploy = target.client("codedeploy")
     ids = codedeploy.list_deployments(
@@ -697,3 +701,179 @@ def _result_uri(sagemaker: Any, execution: dict[str, Any]) -> str:
     job = execution["ProcessingJobArn"].rsplit("/", 1)[-1]
     described = sagemaker.describe_processing_job(ProcessingJobName=job)
     return str(described["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"])
+
+
+# ---------------------------------------------------------------------------- the model registry
+def champion_of(target: Target, parameter_value: str) -> dict[str, Any]:
+    """The production model's record: read from its registry version when the champion parameter
+    points at one (a record from before the registry holds its metrics itself)."""
+    arn = champion_pointer(parameter_value)
+    if arn is None:
+        record: dict[str, Any] = json.loads(parameter_value or "{}")
+        return record
+    try:
+        described = target.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        return registry.champion_record(described)
+    except (ClientError, ValueError) as exc:  # status still shows the rest of the release
+        return {"model_package_arn": arn, "model_id": f"unreadable ({exc})"}
+
+
+def serving_package_arn(target: Target) -> str | None:
+    """The registry version the champion parameter says serves production."""
+    parameter = target.output("ChampionParameterName")
+    value = target.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+    return champion_pointer(value)
+
+
+def model_packages(target: Target) -> list[Package]:
+    """Every version of the stack's model package group, newest first. ListModelPackages answers
+    summaries only: each version's metadata, metrics and artifact come from
+    DescribeModelPackage."""
+    sagemaker = target.client("sagemaker")
+    arns: list[str] = []
+    for page in sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=target.output("ModelPackageGroupName")
+    ):
+        arns += [str(s["ModelPackageArn"]) for s in page.get("ModelPackageSummaryList", [])]
+    packages = [
+        Package.from_description(sagemaker.describe_model_package(ModelPackageName=arn))
+        for arn in arns
+    ]
+    return sorted(packages, key=lambda p: p.version, reverse=True)
+
+
+def running_releases(target: Target) -> list[str]:
+    """The deploy state machine's running executions: promotions and rollbacks under way."""
+    sfn = target.client("stepfunctions")
+    found = sfn.list_executions(
+        stateMachineArn=target.output("DeployStateMachineArn"), statusFilter="RUNNING"
+    )["executions"]
+    return [str(e["name"]) for e in found]
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What ``rollback`` would do: serve ``package`` again in place of ``serving``; ``running``
+    are the releases under way that it waits for (the release lock serialises them)."""
+
+    package: Package
+    serving: Package | None
+    running: list[str]
+
+
+ROLLBACK_REASON_LIMIT = 500  # as long as an approval's reason
+# Characters a reason may not hold (as approvals refuse them): control and format characters,
+# lone surrogates, line and paragraph separators.
+_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def plan_rollback(target: Target, version: int | None = None) -> RollbackPlan:
+    """The version to roll back to: ``version``, or the one that left production last. Refused,
+    with the reason, when it is not Approved, serves already, or is being released now."""
+    group = target.output("ModelPackageGroupName")
+    packages = model_packages(target)
+    if not packages:
+        raise TargetError(
+            f"the model registry ({group}) has no versions yet: nothing to roll back to"
+        )
+    serving_arn = serving_package_arn(target)
+    serving = next((p for p in packages if p.arn == serving_arn), None)
+    package = (
+        _previous_production(packages, serving_arn, group)
+        if version is None
+        else _version(packages, version, group)
+    )
+    _refuse_unreleasable(package, serving_arn)
+    running = running_releases(target)
+    same = [name for name in running if package.model_id and name.startswith(package.model_id)]
+    if same:
+        raise TargetError(
+            f"version {package.version} (model {package.model_id}) is being released now "
+            f"({', '.join(same)}): wait for it, then see `safe-deploy models`"
+        )
+    return RollbackPlan(package, serving, running)
+
+
+def _previous_production(packages: list[Package], serving_arn: str | None, group: str) -> Package:
+    """The version that left production last: what served before the one serving now."""
+    earlier = [p for p in packages if p.arn != serving_arn and p.production_until is not None]
+    if not earlier:
+        raise TargetError(
+            "no earlier production model to roll back to: no other version of "
+            f"{group} has left production (`safe-deploy models` lists them)"
+        )
+    return max(earlier, key=lambda p: p.production_until or datetime.min.replace(tzinfo=UTC))
+
+
+def _version(packages: list[Package], version: int, group: str) -> Package:
+    found = next((p for p in packages if p.version == version), None)
+    if found is None:
+        known = ", ".join(str(p.version) for p in sorted(packages, key=lambda p: p.version))
+        raise TargetError(f"{group} has no version {version} (versions: {known})")
+    return found
+
+
+def _refuse_unreleasable(package: Package, serving_arn: str | None) -> None:
+    if package.arn == serving_arn:
+        raise TargetError(
+            f"version {package.version} (model {package.model_id}) serves production now: "
+            "there is nothing to roll back"
+        )
+    if package.status != registry.APPROVED:
+        why = package.approval_description or "no decision recorded"
+        raise TargetError(
+            f"version {package.version} (model {package.model_id}) is {package.status} "
+            f"({why}): only an Approved version can serve production"
+        )
+    if not package.model_id:
+        raise TargetError(f"version {package.version} records no model_id: it cannot be released")
+
+
+def caller_arn(target: Target) -> str:
+    """Who is asking, as IAM knows them (recorded with the rollback)."""
+    return str(target.client("sts").get_caller_identity()["Arn"])
+
+
+def start_rollback(target: Target, plan: RollbackPlan, reason: str, requested_by: str) -> str:
+    """Start the deploy state machine on the earlier version, as a promotion of it: green from
+    the package, the release lock, the stack update and its canary. Returns the execution's
+    name; the registry records who asked and why (in the metadata's character set; the
+    execution's input keeps them as given)."""
+    cleaned = " ".join(reason.split())
+    if not cleaned:
+        raise TargetError("a rollback needs a reason (--reason TEXT): it is recorded")
+    if len(cleaned) > ROLLBACK_REASON_LIMIT:
+        raise TargetError(f"a reason has at most {ROLLBACK_REASON_LIMIT} characters")
+    hidden = next((c for c in cleaned if unicodedata.category(c) in _UNSEEN), None)
+    if hidden is not None:
+        raise TargetError(
+            f"the reason contains U+{ord(hidden):04X}, an invisible or control character that "
+            "could hide or reorder what others read: type it plainly"
+        )
+    package = plan.package
+    name = f"{package.model_id}-rollback-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    execution_input = {
+        "model_id": package.model_id,
+        "model_package_arn": package.arn,
+        "rollback": {
+            "requested_by": requested_by,
+            "reason": cleaned,
+            "from_model_package_arn": plan.serving.arn if plan.serving else None,
+            "record": {
+                registry.ROLLED_BACK_BY: fit_metadata(requested_by),
+                registry.ROLLBACK_REASON: fit_metadata(cleaned),
+            },
+        },
+    }
+    sfn = target.client("stepfunctions")
+    try:
+        sfn.start_execution(
+            stateMachineArn=target.output("DeployStateMachineArn"),
+            name=name,
+            input=json.dumps(execution_input),
+        )
+    except sfn.exceptions.ExecutionAlreadyExists:
+        raise TargetError(
+            f"a rollback named {name} was started a moment ago: see `safe-deploy models`"
+        ) from None
+    return name

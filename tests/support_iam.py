@@ -394,6 +394,10 @@ def _sdk_resource(service: str, parameters: Mapping[str, Any]) -> str | None:
         return str(fixed["TopicArn"])
     if service == "stepfunctions" and isinstance(fixed.get("StateMachineArn"), str):
         return str(fixed["StateMachineArn"])
+    if service == "sagemaker" and isinstance(fixed.get("ModelPackageGroupName"), str):
+        # a versioned package is model-package/<group>/<version> (SageMaker writes it lower case)
+        group = str(fixed["ModelPackageGroupName"]).rsplit("/", 1)[-1].lower()
+        return arn("sagemaker", f"model-package/{group}/1")
     if service == "cloudformation" and isinstance(fixed.get("StackName"), str):
         return str(fixed["StackName"])  # the stack's id: an ARN
     return None

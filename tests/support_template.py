@@ -198,6 +198,10 @@ class Stack(Evaluator):
             ),
             "AWS::Lambda::LayerVersion": lambda: arn("lambda", f"layer:{name}:1"),
             "AWS::ApiGateway::RestApi": lambda: "a1b2c3d4e5",
+            # Ref is the group's ARN (SageMaker names packages model-package/<group>/<version>)
+            "AWS::SageMaker::ModelPackageGroup": lambda: arn(
+                "sagemaker", f"model-package-group/{name.lower()}"
+            ),
         }
         return by_type.get(kind, lambda: name)()
 

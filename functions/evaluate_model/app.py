@@ -1,10 +1,15 @@
 """The gate: a ceiling on validation RMSE, then the candidate against production on the same rows
 (the Compare job's comparison.json): rejected when fares moved for the same trips, or when it is
-worse than production by more than the margin with 95% confidence."""
+worse than production by more than the margin with 95% confidence.
+
+Production's record comes from the model registry (the package the champion parameter points
+at); the verdict's numbers are written beside the run's other evaluation files, where the
+candidate's model package will point (ModelMetrics.ModelQuality)."""
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,6 +25,7 @@ from pipeline_common.gate import (
     read_comparison,
 )
 from pipeline_common.observability import logger, metrics, tracer
+from pipeline_common.registry import write_model_quality
 from pipeline_common.settings import EvaluateSettings
 
 SETTINGS = EvaluateSettings.from_env(os.environ)
@@ -32,6 +38,11 @@ SAGEMAKER = boto3.client("sagemaker")
 S3 = boto3.client("s3")
 
 
+def describe_package(arn: str) -> dict[str, Any]:
+    """The production model's package, as the registry holds it."""
+    return dict(SAGEMAKER.describe_model_package(ModelPackageName=arn))
+
+
 @logger.inject_lambda_context(correlation_id_path="model_id")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -39,14 +50,15 @@ S3 = boto3.client("s3")
 def lambda_handler(event: EvaluateModelEvent, context: LambdaContext) -> dict[str, Any]:
     job = SAGEMAKER.describe_training_job(TrainingJobName=event.training_job)
     champion = champion_record(
-        str(parameters.get_parameter(SETTINGS.champion_parameter, max_age=0))
+        str(parameters.get_parameter(SETTINGS.champion_parameter, max_age=0)), describe_package
     )
     comparison = (
         read_comparison(S3, SETTINGS.artifact_bucket, event.model_id, champion["model_id"])
         if champion
         else None
     )
-    result = evaluate(final_metrics(job), champion, comparison, RULES)
-    metrics.add_metric(name="CandidateValidationRmse", unit="None", value=result.validation_rmse)
-    logger.info("gate verdict", extra=result.to_dict())
-    return result.to_dict()
+    result = evaluate(final_metrics(job), champion, comparison, RULES).to_dict()
+    write_model_quality(S3, SETTINGS.artifact_bucket, event.model_id, result, datetime.now(UTC))
+    metrics.add_metric(name="CandidateValidationRmse", unit="None", value=result["validation_rmse"])
+    logger.info("gate verdict", extra=result)
+    return result

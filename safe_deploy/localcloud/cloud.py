@@ -34,6 +34,7 @@ from safe_deploy.localcloud import (
     fixes,
     lambdas,
     patching,
+    registry,
     sagemaker,
     stepfunctions,
 )
@@ -191,6 +192,7 @@ class LocalCloud:
         stepfunctions.install(settings.time_scale)
         lambdas.install(self.host)
         sagemaker.install(self.sagemaker)
+        registry.install()
         codedeploy.install(self.codedeploy)
         events.install(self.feed)
         cloudformation_wire.install(self.cloudformation)

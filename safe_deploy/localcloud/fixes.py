@@ -9,19 +9,21 @@ from typing import Any
 
 from jsonpath_ng.ext import parse
 from moto.awslambda.responses import LambdaResponse
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
+from moto.sts.responses import TokenResponse
 
 from safe_deploy.localcloud.patching import replace
 
 _start_execution = StepFunctionsParserBackend.start_execution
 _lambda_invoke = LambdaResponse.invoke
 _reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
 def start_execution(
@@ -81,6 +83,20 @@ def extract_json(path: str, data: Any) -> Any:
     return matches[0].value
 
 
+def get_caller_identity(self: Any) -> ActionResult:
+    """GetCallerIdentity names the principal the local API sees for the same key (sigv4.py's
+    ``find_principal``): moto reads only 20-character access key ids, and answers any other key
+    with a made-up ``user/moto``; a key moto's IAM does not know is ``user/<access key>`` of the
+    local account here, so what a command records as its caller (a rollback's requester) is who
+    the API would say decided."""
+    found = _CREDENTIAL.search(self.headers.get("Authorization", ""))
+    access_key = found.group(1) if found else self.get_access_key()
+    user_id, arn, account = self.backend.get_caller_identity(access_key, self.region)
+    if arn.endswith(":user/moto"):
+        user_id, arn = access_key, f"arn:aws:iam::{account}:user/{access_key}"
+    return ActionResult({"UserId": user_id, "Account": account, "Arn": arn})
+
+
 def install() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and (
@@ -91,3 +107,4 @@ def install() -> None:
     replace(StepFunctionResponse, "send_task_failure", send_task_failure)
     replace(LambdaResponse, "invoke", lambda_invoke)
     replace(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect_execution_status)
+    replace(TokenResponse, "get_caller_identity", get_caller_identity)

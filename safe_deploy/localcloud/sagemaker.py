@@ -48,6 +48,7 @@ from pipeline_common.payload import PayloadError
 
 from model.errors import EXIT_MESSAGE
 from model.serve import FareModel
+from safe_deploy.localcloud import registry
 from safe_deploy.localcloud.logs import PROCESSING_JOBS, put_lines
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.patching import replace
@@ -297,7 +298,8 @@ class SageMakerEmulator:
             config = self.backend.describe_endpoint_config(endpoint.endpoint_config_name)
             variant = config["ProductionVariants"][0]
             model = self.backend.describe_model(variant["ModelName"]).response_object
-            data_url = model["PrimaryContainer"]["ModelDataUrl"]
+            container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+            data_url = registry.model_data_url(self.backend, container)
             folder = self._workspace("endpoints", name)
             bucket, key = _split(data_url)
             _s3().download_file(bucket, key, str(folder / "model.tar.gz"))

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+from pipeline_common import registry
 from pipeline_common.gate import comparison_key
 from pipeline_common.layout import ModelResources
 
@@ -51,16 +52,27 @@ def _path(start: str, choose: dict[str, bool]) -> list[str]:
 
 
 def test_without_a_model_in_production_the_gate_runs_no_comparison() -> None:
-    path = _path(GATE["StartAt"], {"HasChampion": False})
-    assert path[:3] == ["ReadChampion", "HasChampion", "Evaluate"]
+    path = _path(GATE["StartAt"], {"ChampionInRegistry": False, "HasChampion": False})
+    assert path[:4] == ["ReadChampion", "ChampionInRegistry", "HasChampion", "Evaluate"]
     assert GATE["States"]["HasChampion"]["Choices"][0]["Variable"] == "$.champion.record.model_id"
 
 
 def test_with_a_model_in_production_compare_runs_before_evaluate() -> None:
-    for old_record in (False, True):
-        path = _path(GATE["StartAt"], {"HasChampion": True, "ChampionArtifact": not old_record})
-        assert path[0:3] == ["ReadChampion", "HasChampion", "ChampionArtifact"]
-        assert path[4:6] == ["Compare", "Evaluate"]
+    for in_registry in (True, False):
+        for old_record in (False, True):
+            path = _path(
+                GATE["StartAt"],
+                {
+                    "ChampionInRegistry": in_registry,
+                    "HasChampion": True,
+                    "ChampionArtifact": not old_record,
+                },
+            )
+            read = ["ReadChampion", "ChampionInRegistry"] + (
+                ["ReadChampionPackage"] if in_registry else []
+            )
+            assert path[: len(read) + 2] == [*read, "HasChampion", "ChampionArtifact"]
+            assert path[len(read) + 3 : len(read) + 5] == ["Compare", "Evaluate"]
     read = GATE["States"]["ReadChampion"]
     assert read["Parameters"]["Name"] == "${ChampionParameter}"
     assert read["ResultSelector"] == {"record.$": "States.StringToJson($.Parameter.Value)"}
@@ -81,10 +93,23 @@ def test_an_old_record_finds_the_production_model_where_its_training_job_wrote_i
     )
 
 
-def test_the_record_carries_the_production_models_artifact() -> None:
+def test_the_champion_record_comes_from_the_registry() -> None:
+    """The deploy state machine's record only points at the version serving production; the
+    gate reads that version's artifact, id and validation RMSE from the registry."""
     record = DEPLOY["States"]["BuildChampionRecord"]["Parameters"]
-    assert record["model_data_url.$"] == "$.model_data_url"
-    assert {"model_id.$", "validation_rmse.$"} <= set(record)  # what the gate and status read
+    assert record == {"model_package_arn.$": "$.model_package_arn"}
+    in_registry = GATE["States"]["ChampionInRegistry"]["Choices"][0]
+    assert in_registry["Variable"] == "$.champion.record.model_package_arn"
+    package = GATE["States"]["ReadChampionPackage"]
+    assert package["Resource"].endswith(":sagemaker:describeModelPackage")
+    assert package["Parameters"] == {"ModelPackageName.$": "$.champion.record.model_package_arn"}
+    assert package["ResultPath"] == "$.champion.record"
+    selected = package["ResultSelector"]
+    assert selected["model_data_url.$"] == "$.InferenceSpecification.Containers[0].ModelDataUrl"
+    assert selected["model_id.$"] == f"$.CustomerMetadataProperties.{registry.MODEL_ID}"
+    assert selected["validation_rmse.$"] == (
+        f"$.CustomerMetadataProperties.{registry.VALIDATION_RMSE}"
+    )
     from_record = GATE["States"]["ChampionArtifactFromRecord"]["Parameters"]
     assert from_record == {"model_data_url.$": "$.champion.record.model_data_url"}
 

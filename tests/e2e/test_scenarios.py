@@ -1,8 +1,10 @@
-"""Every failure scenario ends with blue serving, nothing orphaned, no failed client request."""
+"""Every failure scenario ends with blue serving, nothing orphaned, no failed client request, and
+the model registry saying what became of the candidate."""
 
 from __future__ import annotations
 
 import pytest
+from pipeline_common import registry
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
@@ -15,6 +17,17 @@ EXPECTED = {
     "pre-traffic-fails": ("DeploymentFailed", "BeforeAllowTraffic"),
     "green-errors": ("DeploymentFailed", "CandidateEndpointErrorsAlarm"),
     "no-capture": ("DeploymentFailed", "AfterAllowTraffic"),
+}
+# What the registry holds of month 2's candidate: nothing when it never passed the gate; its
+# version's approval status and description otherwise (a person approved the canaried ones).
+APPROVED_BY = "approved by demo reviewer (--auto-approve)"
+REGISTERED = {
+    "training-fails": None,
+    "gate-rejects": None,
+    "approval-rejected": (registry.REJECTED, "rejected by demo reviewer: the plot looks wrong"),
+    "pre-traffic-fails": (registry.APPROVED, APPROVED_BY),
+    "green-errors": (registry.APPROVED, APPROVED_BY),
+    "no-capture": (registry.APPROVED, APPROVED_BY),
 }
 BLUE: dict[str, str] = {}
 
@@ -51,3 +64,15 @@ def test_scenario_ends_with_blue_serving(demo: Demo, blue: str, scenario: str) -
         assert result["sent"] > 50, "the canary and rollback were watched by client traffic"
     model = result["green"].removesuffix("-prod")
     assert subject_arrives(demo.cloud, model, "stopped")
+
+    packages = {p.model_id: p for p in ops.model_packages(demo.target)}
+    blue_version = packages[blue.removesuffix("-prod")]
+    assert ops.serving_package_arn(demo.target) == blue_version.arn
+    assert blue_version.in_production
+    expected = REGISTERED[scenario]
+    if expected is None:
+        assert model not in packages, "a candidate the gate never passed has no version"
+    else:
+        candidate = packages[model]
+        assert (candidate.status, candidate.approval_description) == expected
+        assert candidate.production_since is None, "it never served production"

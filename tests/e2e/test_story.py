@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline_common import registry
 from pipeline_common.capture import parse_record
 
 from safe_deploy import ops
-from safe_deploy.demo import Demo
+from safe_deploy.demo import ROLLBACK_REASON, Demo
+from safe_deploy.localcloud.cloud import LOCAL_OPERATOR_ARN
 from tests.e2e.conftest import (
     ROOT,
     live_version_endpoint,
@@ -24,6 +26,7 @@ def test_first_model_reaches_production_through_a_person(demo: Demo) -> None:
     model = demo.first_model()
     endpoint = f"{model}-prod"
     STATE["blue"] = endpoint
+    STATE["first"] = model
 
     release = ops.release(demo.target)
     assert release.production_endpoint == endpoint
@@ -87,6 +90,83 @@ def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo) -> None:
     assert len(client_records) >= 20
     assert all(len(r.input_data.split(",")) == 3 for r in client_records)
     assert all(float(r.output_data.strip()) > 0 for r in client_records)
+
+
+def test_each_promoted_candidate_is_an_approved_version_of_the_registry(demo: Demo) -> None:
+    first, second = STATE["first"], demo.notes["canary"]["model"]
+    packages = {p.model_id: p for p in ops.model_packages(demo.target)}
+    assert set(packages) == {first, second}
+    for model in (first, second):
+        package = packages[model]
+        assert package.status == registry.APPROVED
+        assert package.approval_description == "approved by demo reviewer (--auto-approve)"
+        assert package.validation_rmse is not None
+        assert package.test_rmse is not None
+        assert package.model_data_url == (
+            f"s3://{demo.target.output('ArtifactBucketName')}/runs/{model}/model/"
+            f"{model}-train/output/model.tar.gz"
+        )
+        assert package.baseline["statistics"].endswith(f"runs/{model}/baseline/statistics.json")
+        assert package.metadata[registry.SOURCE_KEY].startswith("raw/")
+    assert packages[second].in_production
+    assert packages[first].production_until is not None
+    assert not packages[first].in_production
+    assert ops.serving_package_arn(demo.target) == packages[second].arn
+
+
+def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo) -> None:
+    """``rollback`` without a version: the one that left production last (month 1's) serves
+    again, released by the deploy state machine from its package through CodeDeploy's canary
+    and the hooks, while clients call; month 2's endpoint is retired, nothing retrained."""
+    first, second = STATE["first"], demo.notes["canary"]["model"]
+    shifted = len(demo.cloud.feed.find("codedeploy", "100% of live"))
+    trainings = len(demo.cloud.feed.find("sagemaker", "training job"))
+
+    name = demo.rollback()
+    chapter = demo.notes["rollback"]
+
+    assert (chapter["model"], chapter["replaced"]) == (first, second)
+    assert chapter["failed"] == 0
+    assert chapter["sent"] > 20
+    release = ops.release(demo.target)
+    assert release.production_endpoint == f"{first}-prod"
+    assert release.champion["model_id"] == first
+    _, bound, routing = live_version_endpoint(demo)
+    assert bound == f"{first}-prod"
+    assert not routing.get("AdditionalVersionWeights")
+    assert sagemaker_resources(demo) == {
+        "endpoints": [f"{first}-prod"],
+        "configs": [f"{first}-prod"],
+        "models": [f"{first}-prod"],
+        "schedules": [f"{first}-prod-monitor"],
+    }
+    feed = demo.cloud.feed
+    assert len(feed.find("codedeploy", "100% of live")) == shifted + 1
+    assert (
+        feed.find("codedeploy", "10% of live")[-1].at
+        < feed.find("codedeploy", "100% of live")[-1].at
+    )
+    assert feed.find("codedeploy", "AfterAllowTraffic: Succeeded")
+    assert len(feed.find("sagemaker", "training job")) == trainings  # no retraining
+
+    packages = {p.model_id: p for p in ops.model_packages(demo.target)}
+    back, replaced = packages[first], packages[second]
+    assert back.in_production
+    assert not replaced.in_production
+    assert replaced.production_until is not None
+    assert back.production_since is not None
+    assert replaced.production_until >= back.production_since
+    operator = LOCAL_OPERATOR_ARN.format(demo.cloud.settings.account)
+    assert back.metadata[registry.ROLLED_BACK_BY] == operator
+    assert back.metadata[registry.ROLLBACK_REASON] == registry.fit_metadata(ROLLBACK_REASON)
+    assert ops.serving_package_arn(demo.target) == back.arn
+    sfn = demo.target.client("stepfunctions")
+    execution = sfn.describe_execution(
+        executionArn=ops.execution_arn(demo.target.output("DeployStateMachineArn"), name)
+    )
+    given = json.loads(execution["input"])["rollback"]
+    assert (given["requested_by"], given["reason"]) == (operator, ROLLBACK_REASON)
+    assert subject_arrives(demo.cloud, "Production rolled back to model", first)
 
 
 def test_a_persons_code_deploy_is_canaried_and_keeps_the_model(demo: Demo) -> None:

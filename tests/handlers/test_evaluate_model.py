@@ -1,5 +1,6 @@
 """evaluate_model: the gate between training and a person: the ceiling, then the Compare job's
-comparison.json (the candidate and production on the same rows) against production's record."""
+comparison.json (the candidate and production on the same rows) against production's record,
+read from the model registry version the champion parameter points at."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from pipeline_common import registry
 from pipeline_common.gate import Comparison, comparison_key
 
 from tests.handlers.conftest import (
@@ -28,8 +30,37 @@ CHAMPION_ID = "fare-2e71d0c94a5b"
 CHAMPION_RMSE = 4.0
 
 
+CHAMPION_ARTIFACT = (
+    f"s3://artifacts/runs/{CHAMPION_ID}/model/{CHAMPION_ID}-train/output/model.tar.gz"
+)
+
+
+def registered_champion(cloud: Cloud, metadata: dict[str, str] | None = None) -> str:
+    """Production as the deploy state machine leaves it: an Approved version of the registry,
+    and the champion parameter pointing at it (BuildChampionRecord)."""
+    group = "fare-models-0a1b2c3d"
+    cloud.sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    arn = cloud.sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "xgboost:1.7-1", "ModelDataUrl": CHAMPION_ARTIFACT}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties=(
+            {"model_id": CHAMPION_ID, "validation_rmse": str(CHAMPION_RMSE), "test_rmse": "4.1"}
+            if metadata is None
+            else metadata
+        ),
+    )["ModelPackageArn"]
+    cloud.set_parameter("ChampionParameter", json.dumps({"model_package_arn": arn}))
+    return arn
+
+
 def champion(cloud: Cloud, rmse: float = CHAMPION_RMSE) -> None:
-    """The record the deploy state machine's BuildChampionRecord writes after a promotion."""
+    """A record from before the registry, as BuildChampionRecord wrote it after a promotion:
+    the production model's metrics in the parameter itself (still read)."""
     record = {
         "model_id": CHAMPION_ID,
         "endpoint": f"{CHAMPION_ID}-prod",
@@ -246,3 +277,67 @@ def test_an_unknown_training_job_fails_the_run(
 
     with pytest.raises(ClientError, match=r"ValidationException|ValidationError"):
         app.lambda_handler(EVENT, context)
+
+
+def test_the_champion_is_the_registry_version_the_record_points_at(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    worse = CHAMPION_RMSE * (1 + 2 * MARGIN / 100)
+    cloud.training_job(EVENT["training_job"], {"validation:rmse": worse})
+    registered_champion(cloud)
+    compared(cloud, worse)
+    app = load_handler("evaluate_model")
+
+    verdict = app.lambda_handler(EVENT, context)
+
+    assert verdict["passed"] is False
+    assert verdict["rule"] == "worse-than-production"
+    assert verdict["champion_model_id"] == CHAMPION_ID
+    assert verdict["champion_rmse"] == CHAMPION_RMSE  # the version's own validation RMSE
+
+
+def test_a_comparison_with_another_model_than_the_registrys_champion_fails_the_run(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    """Production changed (a promotion or a rollback) while the Compare job ran."""
+    cloud.training_job(EVENT["training_job"], {"validation:rmse": 3.9})
+    registered_champion(cloud)
+    compared(cloud, 3.9, champion_model_id="fare-000000000000")
+    app = load_handler("evaluate_model")
+
+    with pytest.raises(
+        ValueError, match=rf"compared with fare-000000000000, but production is now {CHAMPION_ID}"
+    ):
+        app.lambda_handler(EVENT, context)
+
+
+def test_a_champion_version_without_its_metrics_fails_the_run(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    cloud.training_job(EVENT["training_job"], {"validation:rmse": 3.9})
+    arn = registered_champion(cloud, {"model_id": CHAMPION_ID})
+    app = load_handler("evaluate_model")
+
+    with pytest.raises(ValueError, match=rf"package {arn} has no validation_rmse"):
+        app.lambda_handler(EVENT, context)
+
+
+def test_the_verdict_is_written_where_the_candidates_version_will_point(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    """The candidate's model-quality statistics (Model Monitor's regression format): the
+    registry's ModelMetrics.ModelQuality for its version."""
+    cloud.training_job(EVENT["training_job"], {"validation:rmse": 4.07, "train:rmse": 3.9})
+    registered_champion(cloud)
+    compared(cloud, 4.07)
+    app = load_handler("evaluate_model")
+
+    verdict = app.lambda_handler(EVENT, context)
+
+    body = cloud.s3.get_object(
+        Bucket=cloud.ref("ArtifactBucket"), Key=registry.model_quality_key(EVENT["model_id"])
+    )["Body"].read()
+    written = json.loads(body)
+    assert written["regression_metrics"]["rmse"]["value"] == 4.07
+    assert written["dataset"]["item_count"] == 18012
+    assert written["gate"] == verdict

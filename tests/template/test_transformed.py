@@ -101,6 +101,7 @@ NAME_PROPERTIES = {
     "AWS::ApiGateway::RestApi": "Name",
     "AWS::Synthetics::Canary": "Name",
     "AWS::KMS::Key": None,  # keys have ids; aliases would be names
+    "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
 }
 # Types with no account-wide name: scoped to a parent, or named by the service.
 NAMELESS_TYPES = {
@@ -123,6 +124,24 @@ NAMED = {
     # ApprovalApiFunction's policy names it by this name: a Ref would close a dependency cycle.
     "TrainingStateMachine": "${AWS::StackName}-training",
     "DeployStateMachine": "${AWS::StackName}-deploy",  # its policy names its own executions
+    # SageMaker requires one; lower case (IAM matches the package ARNs built from it) and the
+    # stack id's, so a group retained from a deleted stack never blocks a new one.
+    "ModelPackageGroup": [
+        "${NamePrefix}-models-${StackUuid}",
+        {
+            "StackUuid": {
+                "Fn::Select": [
+                    0,
+                    {
+                        "Fn::Split": [
+                            "-",
+                            {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                        ]
+                    },
+                ]
+            }
+        },
+    ],
 }
 
 

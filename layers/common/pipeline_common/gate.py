@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from pipeline_common import registry
 from pipeline_common.layout import ModelResources
 
 if TYPE_CHECKING:
@@ -126,12 +127,20 @@ def final_metrics(training_job: Mapping[str, Any]) -> dict[str, float]:
     return {m["MetricName"]: float(m["Value"]) for m in training_job.get("FinalMetricDataList", [])}
 
 
-def champion_record(parameter_value: str) -> dict[str, Any]:
+def champion_record(
+    parameter_value: str,
+    describe_package: Callable[[str], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The production model's record; ``{}`` before the first promotion.
 
+    The champion parameter points at the model package that serves production, and the record
+    is read from that package (``describe_package`` is SageMaker's DescribeModelPackage): the
+    registry is the one source of the champion's artifact and metrics. Records written before
+    the registry hold them themselves and are read as they are, and those written before they
+    carried ``model_data_url`` too (the run layout says where that model is).
+
     An unreadable record fails the gate rather than reading as "no champion", which would let any
-    candidate under the ceiling replace production. Records written before the record carried
-    ``model_data_url`` are read as they are (the run layout says where the model is).
+    candidate under the ceiling replace production.
     """
     try:
         record = json.loads(parameter_value or "{}")
@@ -139,6 +148,11 @@ def champion_record(parameter_value: str) -> dict[str, Any]:
         raise ValueError(f"the champion record is not JSON ({exc.msg}): fix the parameter") from exc
     if not isinstance(record, dict):
         raise ValueError("the champion record is not a JSON object: fix the parameter")
+    package_arn = record.get("model_package_arn")
+    if package_arn:
+        if describe_package is None:
+            raise ValueError("the champion record names a model package: the registry is needed")
+        return registry.champion_record(describe_package(str(package_arn)))
     for key in ("validation_rmse", "model_id"):
         if record and key not in record:
             raise ValueError(f"the champion record has no {key}: fix the parameter")

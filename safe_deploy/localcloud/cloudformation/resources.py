@@ -73,6 +73,7 @@ REPLACE_ON: dict[str, set[str] | str] = {
     "AWS::SNS::Subscription": {"Endpoint", "Protocol", "TopicArn"},
     "AWS::S3::BucketPolicy": {"Bucket"},
     "AWS::SQS::QueuePolicy": set(),
+    "AWS::SageMaker::ModelPackageGroup": {"ModelPackageGroupName", "ModelPackageGroupDescription"},
 }
 SLACK_WEB_API = "https://slack.com/api"  # served by the local Slack (channels.py)
 # Function settings that say how long to wait for people or their clients (human pace).
@@ -332,6 +333,27 @@ class Handlers:
 
     def delete_logs_loggroup(self, ctx: Context, record: Resource) -> None:
         ctx.client("logs").delete_log_group(logGroupName=record.physical_id)
+
+    # ------------------------------------------------------------------ SageMaker
+    def create_sagemaker_modelpackagegroup(self, ctx: Context, props: dict[str, Any]) -> Realized:
+        """The model registry's group (Ref is its ARN). Its policy and tags are not enforced."""
+        sagemaker = ctx.client("sagemaker")
+        arn = sagemaker.create_model_package_group(
+            ModelPackageGroupName=props["ModelPackageGroupName"],
+            ModelPackageGroupDescription=props.get("ModelPackageGroupDescription", ""),
+            Tags=props.get("Tags", []),
+        )["ModelPackageGroupArn"]
+        described = sagemaker.describe_model_package_group(
+            ModelPackageGroupName=props["ModelPackageGroupName"]
+        )
+        return Realized(
+            arn,
+            {
+                "ModelPackageGroupArn": arn,
+                "CreationTime": described["CreationTime"].isoformat(),
+                "ModelPackageGroupStatus": described["ModelPackageGroupStatus"],
+            },
+        )
 
     # ------------------------------------------------------------------ IAM
     def create_iam_role(self, ctx: Context, props: dict[str, Any]) -> Realized:
