@@ -17,11 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.sagemaker.models import sagemaker_backends
+from pipeline_common.serving import PredictSettings
+from pipeline_common.settings import SettingsError
 
 from model.stats import dataset_statistics
 from tests.handlers.conftest import (
     ACCOUNT,
     REGION,
+    REPO,
     Cloud,
     Endpoints,
     FakeLambdaContext,
@@ -33,6 +36,7 @@ from tests.handlers.conftest import (
     fare,
     load_event,
 )
+from tests.support_code import analyse
 
 PRODUCTION = "fare-2e71d0c94a5b-prod"
 CANDIDATE = "fare-9b5c86e7fd15-prod"
@@ -836,3 +840,146 @@ def test_health_before_the_first_promotion_is_503(
     assert answer["multiValueHeaders"]["X-SageMaker-Endpoint"] == ["none"]
     assert message_of(answer).startswith("no model is in production yet")
     assert endpoints.calls == []
+
+
+# ---------------------------------------------------------------- the production record
+
+
+def test_a_promotion_reaches_a_version_serving_production_once_its_record_is_stale(
+    cloud: Cloud, endpoints: Endpoints, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    promoted(cloud)
+    endpoints.serve(PRODUCTION, CANDIDATE)
+    cached = load_handler("predict")  # the template's 15 s
+    uncached = load_handler("predict", PRODUCTION_CACHE_SECONDS="0")
+    for app in (cached, uncached):
+        assert app.lambda_handler(load_event("predict"), context)["statusCode"] == 200
+
+    promoted(cloud, CANDIDATE)
+    still = cached.lambda_handler(load_event("predict"), context)
+    moved = uncached.lambda_handler(load_event("predict"), context)
+
+    assert still["multiValueHeaders"]["X-SageMaker-Endpoint"] == [PRODUCTION]
+    assert moved["multiValueHeaders"]["X-SageMaker-Endpoint"] == [CANDIDATE]
+
+
+# ---------------------------------------------------------------- routes and settings
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"httpMethod": "GET"}, {"path": "/predictions"}, {"httpMethod": "DELETE", "path": "/health"}],
+    ids=["GET /predict", "another path", "DELETE /health"],
+)
+def test_a_route_the_function_does_not_serve_is_404_and_reaches_no_endpoint(
+    cloud: Cloud,
+    endpoints: Endpoints,
+    load_handler: Loader,
+    context: FakeLambdaContext,
+    change: dict[str, str],
+) -> None:
+    """API Gateway sends only the template's routes; a direct invoke can send any event."""
+    promoted(cloud)
+    endpoints.serve(PRODUCTION)
+    app = load_handler("predict")
+
+    answer = app.lambda_handler({**load_event("predict"), **change}, context)
+
+    assert answer["statusCode"] == 404
+    assert answer["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert message_of(answer) == "Not found"
+    assert endpoints.calls == []
+
+
+def test_a_trailing_slash_names_the_same_route(
+    cloud: Cloud, endpoints: Endpoints, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    promoted(cloud)
+    endpoints.serve(PRODUCTION)
+    app = load_handler("predict")
+
+    answer = app.lambda_handler({**load_event("predict"), "path": "/predict/"}, context)
+
+    assert answer["statusCode"] == 200
+    assert [call.endpoint for call in endpoints.calls] == [PRODUCTION]
+
+
+def test_the_body_limit_is_the_functions_setting(
+    cloud: Cloud, endpoints: Endpoints, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    promoted(cloud)
+    endpoints.serve(PRODUCTION)
+    app = load_handler("predict", MAX_BODY_BYTES="100")
+
+    answer = app.lambda_handler(request(body="14.5,1,3.2\n" * 10), context)  # 110 bytes
+
+    assert answer["statusCode"] == 413
+    assert message_of(answer) == "body over 100 bytes"
+    assert endpoints.calls == []
+
+
+def test_a_function_deployed_with_a_setting_it_cannot_use_fails_at_its_import(
+    cloud: Cloud, load_handler: Loader
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_handler("predict", MAX_BODY_BYTES="1 MB", PRODUCTION_CACHE_SECONDS="-1")
+
+    assert str(raised.value) == (
+        "PredictSettings: MAX_BODY_BYTES: '1 MB' is not an integer; "
+        "PRODUCTION_CACHE_SECONDS: '-1' is not a finite number of at least 0"
+    )
+
+
+REQUIRED = {"PRODUCTION_ENDPOINT_PARAMETER": "/fare/production", "ARTIFACT_BUCKET": "artifacts"}
+
+
+@pytest.mark.parametrize(
+    ("environment", "problem"),
+    [
+        ({}, "PRODUCTION_ENDPOINT_PARAMETER: required; ARTIFACT_BUCKET: required"),
+        ({"ARTIFACT_BUCKET": "b"}, "PRODUCTION_ENDPOINT_PARAMETER: required$"),
+        (REQUIRED | {"HEALTH_CACHE_SECONDS": "nan"}, "'nan' is not a finite number"),
+        (REQUIRED | {"HEALTH_CACHE_SECONDS": "inf"}, "'inf' is not a finite number"),
+        (REQUIRED | {"MAX_BODY_BYTES": "1e6"}, "MAX_BODY_BYTES: '1e6' is not an integer"),
+    ],
+)
+def test_every_setting_a_function_cannot_use_is_named(
+    environment: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        PredictSettings.from_env(environment)
+
+
+def test_settings_come_from_the_environment_in_any_case_with_defaults_for_the_rest() -> None:
+    settings = PredictSettings.from_env(
+        {
+            "production_endpoint_parameter": "/fare/production",  # any case, as before
+            "ARTIFACT_BUCKET": "artifacts",
+            "MAX_BODY_BYTES": " 2000 ",
+            "PRODUCTION_CACHE_SECONDS": "2.5",
+            "PATH": "/usr/bin",
+        }
+    )
+
+    assert settings == PredictSettings(
+        production_endpoint_parameter="/fare/production",
+        artifact_bucket="artifacts",
+        endpoint_name="",
+        max_body_bytes=2000,
+        production_cache_seconds=2.5,
+        health_cache_seconds=15.0,
+    )
+
+
+def test_the_iam_check_sees_every_call_predict_makes_clients_made_on_first_use_included() -> None:
+    """The role is checked against the calls the code analysis finds (tests/iam): a client it
+    cannot follow would leave that client's calls unchecked."""
+    report = analyse(REPO / "functions" / "predict" / "app.py", [REPO / "layers" / "common"], REPO)
+
+    assert {(c.service, c.operation) for c in report.calls} == {
+        ("sagemaker-runtime", "InvokeEndpoint"),
+        ("ssm", "GetParameter"),
+        ("s3", "GetObject"),
+        ("sagemaker", "DescribeEndpoint"),
+    }
+    assert report.unmapped == []

@@ -1,5 +1,6 @@
 """/health: the status of the endpoint this version serves, from DescribeEndpoint, remembered for a
-while per endpoint (the route is open to anyone; DescribeEndpoint's rate is the account's)."""
+while per endpoint (the route is open to anyone; DescribeEndpoint's rate is the account's); and
+what every route reads first, the production record, remembered for a while too."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pipeline_common.serving import (
     EndpointStatuses,
     Release,
     health,
+    lazy_client,
+    production_record,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_ssm import SSMClient
 
 PRODUCTION = "fare-2e71d0c94a5b-prod"
 CANDIDATE = "fare-9b5c86e7fd15-prod"
@@ -181,3 +185,79 @@ def test_503_before_the_first_promotion() -> None:
     assert (answer.status, answer.endpoint, body["status"]) == (503, NO_ENDPOINT, "unavailable")
     assert body["message"].startswith("no model is in production yet")
     assert sagemaker.calls == []  # nothing to describe
+
+
+# ---------------------------------------------------------------- the production record
+
+
+class SSM:
+    """The production record in Parameter Store; every read counted."""
+
+    def __init__(self, value: str | Exception) -> None:
+        self.value = value
+        self.reads = 0
+
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        self.reads += 1
+        if isinstance(self.value, Exception):
+            raise self.value
+        return {"Parameter": {"Name": Name, "Type": "String", "Value": self.value}}
+
+
+def test_a_promotion_reaches_an_instance_once_its_record_is_max_age_old() -> None:
+    ssm, clock = SSM(PRODUCTION), Clock()
+    production = production_record(cast("SSMClient", ssm), "production", 15.0, clock)
+
+    assert [production() for _ in range(100)] == [PRODUCTION] * 100
+    ssm.value = CANDIDATE  # the deploy state machine records a promotion
+    clock.now += 14.9
+    assert production() == PRODUCTION
+    clock.now += 0.1
+    assert production() == CANDIDATE
+
+    assert ssm.reads == 2
+
+
+def test_without_a_max_age_every_call_reads_the_record() -> None:
+    ssm = SSM(PRODUCTION)
+    production = production_record(cast("SSMClient", ssm), "production")
+
+    for _ in range(3):
+        assert production() == PRODUCTION
+
+    assert ssm.reads == 3
+
+
+def test_a_record_that_cannot_be_read_fails_the_request_and_is_read_again_next_time() -> None:
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "GetParameter"
+    )
+    ssm = SSM(denied)
+    production = production_record(cast("SSMClient", ssm), "production", 15.0, Clock())
+
+    with pytest.raises(ClientError):
+        production()
+    ssm.value = PRODUCTION
+
+    assert production() == PRODUCTION
+    assert ssm.reads == 2
+
+
+# ---------------------------------------------------------------- clients made on first use
+
+
+def test_a_lazy_client_is_made_once_on_its_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+
+    def client(service: str) -> SageMaker:
+        made.append(service)
+        return SageMaker(**{PRODUCTION: "InService"})
+
+    monkeypatch.setattr("boto3.client", client)
+    sagemaker = lazy_client("sagemaker")
+    described = statuses(sagemaker)
+    assert made == []  # nothing made by building what holds it
+
+    assert described.status_of(PRODUCTION).status == "InService"
+    assert described.status_of(CANDIDATE).status is None
+    assert made == ["sagemaker"]

@@ -11,14 +11,21 @@ what the answering endpoint's model can score (:mod:`pipeline_common.domain`) ar
 
 ``GET /health`` asks the control plane only (DescribeEndpoint): an InvokeEndpoint would be
 captured, read by drift monitoring and counted by the post-traffic hook as client traffic.
+
+Every canary starts new predict instances, and each pays for what its import loads: this module
+and what it imports stay light (no pydantic, no event-handler router; the proxy event is read and
+answered here), and the clients only some requests need are made when first used
+(``benchmarks/cold_start.py`` measures it, ``tests/handlers/test_cold_start.py`` keeps it so).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,11 +48,96 @@ from pipeline_common.payload import (
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from mypy_boto3_ssm import SSMClient
 
 
 HEALTH_ROW = [[12.0, 1.0, 2.5]]  # a 12-minute, 2.5-mile ride for one: a fare of a few dollars
 PLAUSIBLE_FARE = (0.0, 500.0)
 HEALTH_CACHE_SECONDS = 15.0  # /health is open to anyone: DescribeEndpoint's rate is the account's
+
+
+# ---------------------------------------------------------------------------- settings, clients
+def _setting(text: str, kind: str) -> str | int | float:
+    """One variable's value as its field's type: text as is, numbers finite and not negative."""
+    if kind == "str":
+        return text
+    number: int | float
+    try:
+        number = int(text.strip()) if kind == "int" else float(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}"
+        ) from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{text!r} is not a finite number of at least 0")
+    return number
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """The predict function's environment (field names are the variables' in lower case), read
+    with no validation library: importing pydantic alone costs a tenth of the function's import."""
+
+    production_endpoint_parameter: str
+    artifact_bucket: str  # each model's baseline statistics: the rows its endpoint can score
+    endpoint_name: str = ""  # set on the versions the pipeline publishes for a new model
+    max_body_bytes: int = 1_000_000
+    production_cache_seconds: float = 15.0  # how stale the production endpoint may be
+    health_cache_seconds: float = HEALTH_CACHE_SECONDS  # how stale /health's answer may be
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PredictSettings:
+        """The settings, or :class:`pipeline_common.settings.SettingsError` naming every variable
+        that is missing or unusable (as the other functions' settings do)."""
+        given = {name.lower(): value for name, value in environ.items()}
+        values: dict[str, Any] = {}
+        problems = []
+        for spec in fields(cls):
+            if spec.name not in given:
+                if spec.default is MISSING:
+                    problems.append(f"{spec.name.upper()}: required")
+                continue
+            try:
+                kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+                values[spec.name] = _setting(given[spec.name], kind)
+            except ValueError as exc:
+                problems.append(f"{spec.name.upper()}: {exc}")
+        if problems:
+            # the other settings' module imports pydantic: paid only when the function cannot run
+            from pipeline_common.settings import SettingsError
+
+            raise SettingsError(f"{cls.__name__}: {'; '.join(problems)}")
+        return cls(**values)
+
+
+# The local cloud runs handlers in threads, and boto3's default session is not meant for threads
+# that make clients at the same time.
+_CLIENTS_LOCK = threading.Lock()
+
+
+class _LazyClient:
+    """A boto3 client made on its first use (see :func:`lazy_client`)."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            import boto3  # loaded by every function already; the library itself needs it here only
+
+            with _CLIENTS_LOCK:
+                if self._client is None:
+                    self._client = boto3.client(self._service)  # type: ignore[call-overload]
+        return getattr(self._client, name)
+
+
+def lazy_client(service: str) -> Any:
+    """A stand-in for ``boto3.client(service)`` that makes the client when first used. Making a
+    client loads its service's model (tens of milliseconds); a client that only some requests
+    need (``/health``'s SageMaker, a model's first statistics from S3) costs nothing until then.
+    Annotate the name with the client's type, so type checks and the IAM tests see the client."""
+    return _LazyClient(service)
 
 
 class Release(StrEnum):
@@ -78,6 +170,30 @@ class Route:
     fallback: str | None  # production, when a candidate answers
 
 
+def production_record(
+    ssm: SSMClient,
+    parameter_name: str,
+    max_age_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[], str]:
+    """A function that answers the endpoint the production record (an SSM parameter) names, read
+    again once its answer is ``max_age_seconds`` old: a promotion reaches every instance within
+    that time. Each instance keeps its own answer, read through the client it is given
+    (Powertools' parameter providers make a boto3 session of their own, which loads the SDK's data
+    files again on the first request of every instance)."""
+    value, read_at = "", -math.inf
+
+    def production_endpoint() -> str:
+        nonlocal value, read_at
+        now = clock()
+        if now - read_at >= max_age_seconds:
+            value = str(ssm.get_parameter(Name=parameter_name)["Parameter"]["Value"])
+            read_at = now
+        return value
+
+    return production_endpoint
+
+
 def route(own_endpoint: str, production_endpoint: str) -> Route:
     production = production_endpoint if production_endpoint != NO_ENDPOINT else ""
     if own_endpoint and own_endpoint != production:
@@ -105,6 +221,19 @@ class Answer:
     fell_back: bool = False
     unexpected: BaseException | None = field(default=None, compare=False)
 
+    def proxy_response(self) -> dict[str, Any]:
+        """The answer as API Gateway's REST proxy integration takes it (the shape Powertools'
+        REST resolver gives, which clients and the local cloud's API already read)."""
+        return {
+            "statusCode": self.status,
+            "body": self.body,
+            "isBase64Encoded": False,
+            "multiValueHeaders": {
+                "X-SageMaker-Endpoint": [self.endpoint],
+                "Content-Type": [self.content_type],
+            },
+        }
+
 
 @dataclass(frozen=True)
 class ApiRequest:
@@ -115,6 +244,36 @@ class ApiRequest:
     content_type: str | None
     accept: str | None
     inference_id: str
+
+    @classmethod
+    def from_proxy_event(cls, event: Mapping[str, Any]) -> ApiRequest:
+        """The request an API Gateway REST proxy event carries; where a header comes in several
+        cases, the last one counts (as in Powertools' event classes)."""
+        headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+        return cls(
+            body=event.get("body"),
+            base64_encoded=bool(event.get("isBase64Encoded")),
+            content_type=headers.get("content-type"),
+            accept=headers.get("accept"),
+            inference_id=f"api-{event['requestContext']['requestId']}",
+        )
+
+
+def route_key(event: Mapping[str, Any]) -> tuple[str, str]:
+    """Method and path of a proxy event, as routes are named (``("POST", "/predict")``); trailing
+    slashes do not count."""
+    method = str(event.get("httpMethod") or "").upper()
+    return method, str(event.get("path") or "").rstrip("/") or "/"
+
+
+def not_found() -> dict[str, Any]:
+    """A request for a route the function does not serve (only a direct invoke can send one)."""
+    return {
+        "statusCode": 404,
+        "body": json.dumps({"statusCode": 404, "message": "Not found"}),
+        "isBase64Encoded": False,
+        "multiValueHeaders": {"Content-Type": [JSON]},
+    }
 
 
 @dataclass(frozen=True)

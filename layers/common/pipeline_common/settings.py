@@ -2,6 +2,9 @@
 
 ``from_env`` takes the mapping to read, so tests and the local cloud hand over exactly what the
 template gives each function; field names are the lower-case environment variable names.
+
+The predict function's settings are :class:`pipeline_common.serving.PredictSettings`, a plain
+dataclass: every canary's new instances import that function, and pydantic is not imported there.
 """
 
 from __future__ import annotations
@@ -51,15 +54,6 @@ class TestDevSettings(Settings):
     artifact_bucket: str
     max_test_rows: int = 5000
     batch_rows: int = 500
-
-
-class PredictSettings(Settings):
-    production_endpoint_parameter: str
-    artifact_bucket: str  # each model's baseline statistics: the rows its endpoint can score
-    endpoint_name: str = ""  # set on the versions the pipeline publishes for a new model
-    max_body_bytes: int = 1_000_000
-    production_cache_seconds: float = 15.0  # how stale the production endpoint may be
-    health_cache_seconds: float = 15.0  # how stale /health's DescribeEndpoint answer may be
 
 
 class HookSettings(Settings):
