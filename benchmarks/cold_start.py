@@ -75,6 +75,10 @@ FLOOR = (
 PREDICT = "predict"
 BEFORE = "predict, before"
 PREDICT_BUDGET = 1.3  # predict's import, in baselines
+# The floor measured 1.22 baselines on Lambda's Python (3.12, as built): predict may add what is
+# left of its budget over that, 1.3 / 1.22. The floor itself moves with the interpreter and the
+# machine (1.26 to 1.39 baselines on 3.11 here), predict's margin over it much less.
+OVER_FLOOR_BUDGET = 1.065
 OTHERS_BUDGET = 2.0  # every other function's
 WARM_BUDGET_MS = 1.0  # a warm request's p50 overhead over its endpoint call
 REGION = "us-east-1"

