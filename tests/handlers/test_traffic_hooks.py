@@ -19,12 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 from moto.codedeploy import responses as codedeploy_responses
 from moto.codedeploy.models import codedeploy_backends
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.core.responses import ActionResult
 from pipeline_common.capture import capture_key, capture_record
+from pipeline_common.hooks import _appspec
 from pipeline_common.layout import CAPTURE_PREFIX, VARIANT
 
 from safe_deploy.localcloud import codedeploy as local_codedeploy
@@ -655,6 +657,25 @@ def test_a_hook_for_an_unknown_deployment_fails_the_invocation(
 
 
 # ---------------------------------------------------------------- the AppSpec, either way
+YAML_APPSPEC = """\
+version: 0.0
+Resources:
+  - PredictFunction:
+      Type: AWS::Lambda::Function
+      Properties: {Name: fare-predict, Alias: live, CurrentVersion: '3', TargetVersion: '4'}
+"""
+
+
+@pytest.mark.parametrize("content", [YAML_APPSPEC, json.dumps(yaml.safe_load(YAML_APPSPEC))])
+def test_an_appspec_is_read_as_json_or_as_yaml(content: str) -> None:
+    properties = _appspec("d-1", content)["Resources"][0]["PredictFunction"]["Properties"]
+
+    assert (properties["CurrentVersion"], properties["TargetVersion"]) == ("3", "4")
+
+
+def test_an_appspec_that_is_neither_is_named_unreadable() -> None:
+    with pytest.raises(ValueError, match="deployment d-1: unreadable AppSpec"):
+        _appspec("d-1", "Resources: [unclosed")
 
 
 @pytest.fixture(params=["content", "sha256-only"])

@@ -3,10 +3,16 @@ nobody answered in time, mark the approval expired and tell the same people."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from pipeline_common.approvals import Approval, ApprovalStore, approval_url, plot_url
+from pipeline_common.approvals import (
+    Approval,
+    ApprovalStore,
+    approval_url,
+    champion_rmse_text,
+    plot_url,
+)
 from pipeline_common.events import ApprovalExpiryEvent, ApprovalRequestEvent
 from pipeline_common.notifications import EXPIRED, REQUEST, Channel, Notification, duration
 
@@ -38,21 +44,6 @@ def evidence_from(event: ApprovalRequestEvent) -> dict[str, Any]:
 
 def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
-
-
-def champion_rmse_text(evidence: Mapping[str, Any], number: Callable[[Any], str]) -> str:
-    """Production's RMSE as the gate compared it: on the candidate's validation rows, with the
-    RMSE it recorded on its own month beside it (approvals stored before the comparison existed
-    have only that one)."""
-    model = evidence.get("champion_model_id") or "production"
-    recorded = evidence.get("champion_rmse")
-    same_rows = evidence.get("champion_rmse_same_rows")
-    if same_rows is not None:
-        own = f"; {number(recorded)} on its own month" if recorded is not None else ""
-        return f"{number(same_rows)} on the same rows ({model}{own})"
-    if recorded is not None:
-        return f"{number(recorded)} ({model})"
-    return ""
 
 
 def facts_of(approval: Approval) -> tuple[tuple[str, str], ...]:

@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -644,3 +644,18 @@ def operator_decision(raw: bytes) -> OperatorDecision:
 
 def now() -> float:
     return time.time()
+
+
+def champion_rmse_text(evidence: Mapping[str, Any], number: Callable[[Any], str]) -> str:
+    """Production's RMSE as the gate compared it: on the candidate's validation rows, with the
+    RMSE it recorded on its own month beside it (approvals stored before the comparison existed
+    have only that one)."""
+    model = evidence.get("champion_model_id") or "production"
+    recorded = evidence.get("champion_rmse")
+    same_rows = evidence.get("champion_rmse_same_rows")
+    if same_rows is not None:
+        own = f"; {number(recorded)} on its own month" if recorded is not None else ""
+        return f"{number(same_rows)} on the same rows ({model}{own})"
+    if recorded is not None:
+        return f"{number(recorded)} ({model})"
+    return ""

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from pipeline_common.capture import CaptureFormatError, capture_prefix, parse_record
 from pipeline_common.layout import CAPTURE_PREFIX, NO_ENDPOINT
 from pipeline_common.payload import CSV, parse_predictions, to_csv
@@ -104,6 +102,21 @@ def deployment_appspec(codedeploy: CodeDeployClient, info: DeploymentInfoTypeDef
     return content
 
 
+def _appspec(deployment_id: str, content: str) -> Any:
+    """The pipeline's deployments carry JSON; CloudFormation's (sam deploy) may carry YAML, whose
+    parser is imported only then (the hooks' cold start does without it)."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"deployment {deployment_id}: unreadable AppSpec ({exc})") from exc
+
+
 def find_green(
     codedeploy: CodeDeployClient,
     lambda_client: LambdaClient,
@@ -113,11 +126,7 @@ def find_green(
     """The endpoint the deployment's target version serves."""
     info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
     content = deployment_appspec(codedeploy, info)
-    try:
-        # The pipeline's deployments carry JSON; CloudFormation's (sam deploy) may carry YAML.
-        appspec = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"deployment {deployment_id}: unreadable AppSpec ({exc})") from exc
+    appspec = _appspec(deployment_id, content)
     resource = next(iter(appspec["Resources"][0].values()))["Properties"]
     name, target = resource["Name"], str(resource["TargetVersion"])
     current = str(resource["CurrentVersion"])

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from pipeline_common.approval_request import champion_rmse_text
-from pipeline_common.approvals import Approval, Status
+from pipeline_common.approvals import Approval, Status, champion_rmse_text
 
 _STYLE = "".join(
     [

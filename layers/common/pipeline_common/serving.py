@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +44,7 @@ from pipeline_common.payload import (
     read_body,
     to_csv,
 )
+from pipeline_common.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -57,26 +58,9 @@ HEALTH_CACHE_SECONDS = 15.0  # /health is open to anyone: DescribeEndpoint's rat
 
 
 # ---------------------------------------------------------------------------- settings, clients
-def _setting(text: str, kind: str) -> str | int | float:
-    """One variable's value as its field's type: text as is, numbers finite and not negative."""
-    if kind == "str":
-        return text
-    number: int | float
-    try:
-        number = int(text.strip()) if kind == "int" else float(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}"
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{text!r} is not a finite number of at least 0")
-    return number
-
-
 @dataclass(frozen=True)
-class PredictSettings:
-    """The predict function's environment (field names are the variables' in lower case), read
-    with no validation library: importing pydantic alone costs a tenth of the function's import."""
+class PredictSettings(Settings):
+    """The predict function's environment (field names are the variables' in lower case)."""
 
     production_endpoint_parameter: str
     artifact_bucket: str  # each model's baseline statistics: the rows its endpoint can score
@@ -84,30 +68,6 @@ class PredictSettings:
     max_body_bytes: int = 1_000_000
     production_cache_seconds: float = 15.0  # how stale the production endpoint may be
     health_cache_seconds: float = HEALTH_CACHE_SECONDS  # how stale /health's answer may be
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> PredictSettings:
-        """The settings, or :class:`pipeline_common.settings.SettingsError` naming every variable
-        that is missing or unusable (as the other functions' settings do)."""
-        given = {name.lower(): value for name, value in environ.items()}
-        values: dict[str, Any] = {}
-        problems = []
-        for spec in fields(cls):
-            if spec.name not in given:
-                if spec.default is MISSING:
-                    problems.append(f"{spec.name.upper()}: required")
-                continue
-            try:
-                kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
-                values[spec.name] = _setting(given[spec.name], kind)
-            except ValueError as exc:
-                problems.append(f"{spec.name.upper()}: {exc}")
-        if problems:
-            # the other settings' module imports pydantic: paid only when the function cannot run
-            from pipeline_common.settings import SettingsError
-
-            raise SettingsError(f"{cls.__name__}: {'; '.join(problems)}")
-        return cls(**values)
 
 
 # The local cloud runs handlers in threads, and boto3's default session is not meant for threads

@@ -1,47 +1,104 @@
-"""Typed settings, validated once from a function's environment.
+"""Typed settings, checked once from a function's environment.
 
 ``from_env`` takes the mapping to read, so tests and the local cloud hand over exactly what the
 template gives each function; field names are the lower-case environment variable names.
 
-The predict function's settings are :class:`pipeline_common.serving.PredictSettings`, a plain
-dataclass: every canary's new instances import that function, and pydantic is not imported there.
+Settings are plain frozen dataclasses read by :meth:`Settings.from_env`, with no validation
+library: every function imports its settings on its cold start, and pydantic alone costs about a
+tenth of a handler's import (``benchmarks/cold_start.py``). A field's annotation says how its
+variable is read: ``str`` as it is, ``int`` and ``float`` finite and at least 0, ``bool`` as
+``true``/``false`` (``1``/``0``, ``yes``/``no``, ``on``/``off``), ``tuple[str, ...]``
+comma-separated. A class checks what no annotation says in :meth:`Settings.problems`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from typing import Self
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Self
 
 _SLACK_ID = re.compile(r"[A-Z0-9]{1,32}", re.ASCII)
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 class SettingsError(RuntimeError):
     """A function was deployed without a setting it needs, or with one it cannot use."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+def _number(text: str, kind: str) -> int | float:
+    number: int | float
+    try:
+        number = int(text.strip()) if kind == "int" else float(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}"
+        ) from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{text!r} is not a finite number of at least 0")
+    return number
 
+
+def _flag(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ValueError(f"{text!r} is not true or false")
+
+
+def read_setting(text: str, kind: str) -> Any:
+    """One variable's value as its field's annotation says."""
+    if kind == "str":
+        return text
+    if kind in ("int", "float"):
+        return _number(text, kind)
+    if kind == "bool":
+        return _flag(text)
+    if kind == "tuple[str, ...]":
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    raise TypeError(f"no way to read a setting annotated {kind!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
-        try:
-            return cls.model_validate({k.lower(): v for k, v in environ.items()})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-            )
-            raise SettingsError(f"{cls.__name__}: {problems}") from None
+        """The settings, or :class:`SettingsError` naming every variable that is missing or
+        unusable, in the order of the fields."""
+        given = {name.lower(): value for name, value in environ.items()}
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for spec in fields(cls):
+            if spec.name not in given:
+                if spec.default is MISSING:
+                    problems.append(f"{spec.name.upper()}: required")
+                continue
+            kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+            try:
+                values[spec.name] = read_setting(given[spec.name], kind)
+            except ValueError as exc:
+                problems.append(f"{spec.name.upper()}: {exc}")
+        if not problems:
+            problems = cls(**values).problems()
+        if problems:
+            raise SettingsError(f"{cls.__name__}: {'; '.join(problems)}")
+        return cls(**values)
+
+    def problems(self) -> list[str]:
+        """What is wrong with values that each read well alone: ``NAME: why`` per problem."""
+        return []
 
 
+@dataclass(frozen=True)
 class StartPipelineSettings(Settings):
     training_state_machine_arn: str
     data_bucket: str
     name_prefix: str = "fare"
 
 
+@dataclass(frozen=True)
 class EvaluateSettings(Settings):
     champion_parameter: str
     artifact_bucket: str  # the Compare job's comparison.json
@@ -50,12 +107,14 @@ class EvaluateSettings(Settings):
     fare_shift_limit_percent: float
 
 
+@dataclass(frozen=True)
 class TestDevSettings(Settings):
     artifact_bucket: str
     max_test_rows: int = 5000
     batch_rows: int = 500
 
 
+@dataclass(frozen=True)
 class HookSettings(Settings):
     production_endpoint_parameter: str
     capture_bucket: str
@@ -66,10 +125,12 @@ class HookSettings(Settings):
     capture_poll_seconds: float = 15.0
 
 
+@dataclass(frozen=True)
 class DriftSettings(Settings):
     topic_arn: str
 
 
+@dataclass(frozen=True)
 class ReleaseCheckSettings(Settings):
     """The stack is enough: its status, and its outputs lead to the predict function and the
     production record (as they lead the CLI)."""
@@ -77,6 +138,7 @@ class ReleaseCheckSettings(Settings):
     stack_name: str
 
 
+@dataclass(frozen=True)
 class RequestApprovalSettings(Settings):
     """Each channel is on when configured: SNS (``topic_arn``), Slack (a secret holding the
     incoming-webhook URL), email (an SES sender and at least one recipient)."""
@@ -91,6 +153,7 @@ class RequestApprovalSettings(Settings):
     approval_email_recipients: str = ""
 
 
+@dataclass(frozen=True)
 class ApprovalApiSettings(Settings):
     """Slack interactivity is on with a signing secret; then clicks count only from one workspace
     (``slack_team_id``), and only from the listed users or the members of a user group (read with
@@ -100,47 +163,30 @@ class ApprovalApiSettings(Settings):
     signing_secret_arn: str
     artifact_bucket: str
     slack_signing_secret_arn: str = ""
-    slack_team_id: str = Field(default="", validate_default=True)
+    slack_team_id: str = ""
     slack_approver_ids: tuple[str, ...] = ()  # SLACK_APPROVER_IDS: comma-separated user ids
     slack_approver_group: str = ""
-    slack_bot_token_secret_arn: str = Field(default="", validate_default=True)
+    slack_bot_token_secret_arn: str = ""
     slack_api_url: str = "https://slack.com/api"
 
-    @field_validator("slack_approver_ids", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
-
-    @field_validator("slack_approver_ids")
-    @classmethod
-    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for user_id in value:
-            if not _SLACK_ID.fullmatch(user_id):
-                raise ValueError(f"{user_id!r} is not a Slack user id (like U024BE7LH)")
-        return value
-
-    @field_validator("slack_team_id", "slack_approver_group")
-    @classmethod
-    def _slack_id(cls, value: str, info: ValidationInfo) -> str:
-        if value and not _SLACK_ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Slack id")
-        interactive = bool(info.data.get("slack_signing_secret_arn"))
-        if info.field_name == "slack_team_id" and interactive and not value:
-            raise ValueError("required when Slack interactivity is on (a signing secret)")
-        return value
-
-    @field_validator("slack_bot_token_secret_arn")
-    @classmethod
-    def _token_for_the_group(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("slack_approver_group") and not value:
-            raise ValueError("required to read the members of SLACK_APPROVER_GROUP")
-        return value
-
-    @field_validator("slack_api_url")
-    @classmethod
-    def _web_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("an http(s) URL, like https://slack.com/api")
-        return value
+    def problems(self) -> list[str]:
+        found = [
+            f"SLACK_APPROVER_IDS: {user_id!r} is not a Slack user id (like U024BE7LH)"
+            for user_id in self.slack_approver_ids
+            if not _SLACK_ID.fullmatch(user_id)
+        ]
+        for name in ("slack_team_id", "slack_approver_group"):
+            value = getattr(self, name)
+            if value and not _SLACK_ID.fullmatch(value):
+                found.append(f"{name.upper()}: {value!r} is not a Slack id")
+        if self.slack_signing_secret_arn and not self.slack_team_id:
+            found.append(
+                "SLACK_TEAM_ID: required when Slack interactivity is on (a signing secret)"
+            )
+        if self.slack_approver_group and not self.slack_bot_token_secret_arn:
+            found.append(
+                "SLACK_BOT_TOKEN_SECRET_ARN: required to read the members of SLACK_APPROVER_GROUP"
+            )
+        if not self.slack_api_url.startswith(("https://", "http://")):
+            found.append("SLACK_API_URL: an http(s) URL, like https://slack.com/api")
+        return found
