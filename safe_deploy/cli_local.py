@@ -417,8 +417,8 @@ def _run_until_stopped(cloud: LocalCloud, connection: Path, quiet: bool) -> None
                     f"{escape(a.message)}"
                 )
             )
-        while True:
-            time.sleep(3600)
+        cloud.broken_event.wait()
+        cloud.check()
     except KeyboardInterrupt:
         pass
     finally:

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
+from pipeline_common.release import endpoint_status
 from rich.text import Text
 
 from model.stats import DEFAULT_COMPARISON_THRESHOLD
@@ -530,11 +531,8 @@ class Demo:
         return None
 
     def _endpoint_gone(self, name: str) -> bool:
-        try:
-            self.target.client("sagemaker").describe_endpoint(EndpointName=name)
-        except Exception:
-            return True
-        return False
+        """Whether SageMaker no longer knows the endpoint; any other error is the run's."""
+        return endpoint_status(self.target.client("sagemaker"), name) is None
 
     # ------------------------------------------------------------------ stage 5
     def drift(self) -> None:

@@ -67,6 +67,11 @@ class Endpoints:
     outbox: Path
 
 
+class LocalCloudBroken(RuntimeError):
+    """A duty of the local cloud (alarms, the outbox, SageMaker's clock) stopped while it ran:
+    what depends on it (a rollback on an alarm, a capture file) would never happen."""
+
+
 class LocalCloud:
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
@@ -75,6 +80,8 @@ class LocalCloud:
         self.faults = Faults()
         self.alarms = Alarms(self.metrics, settings, self.feed)
         self._threads_stop = threading.Event()
+        self.broken: list[str] = []  # duties that stopped while the cloud ran: see check()
+        self.broken_event = threading.Event()
         self._saved_env: dict[str, str] = {}
         self._server: ThreadedMotoServer | None = None
         self.outputs: dict[str, str] = {}
@@ -200,8 +207,36 @@ class LocalCloud:
         self.api.local_routes["/_local/monitoring/run"] = self._run_monitoring
         self.alarms.on_alarm = self._alarm_actions
         self._subscribe_outbox()
-        for target in (self.sagemaker.scheduler, self._watch_alarms, self._drain_outbox):
-            threading.Thread(target=target, daemon=True).start()
+        for name, duty in (
+            ("SageMaker's clock (capture flushes, monitoring schedules)", self.sagemaker.scheduler),
+            ("alarm evaluation", self._watch_alarms),
+            ("the SNS outbox", self._drain_outbox),
+        ):
+            threading.Thread(target=self._keep, args=(name, duty), daemon=True).start()
+
+    def _keep(self, name: str, duty: Callable[[], None]) -> None:
+        """Runs a background duty. It ends quietly only when the cloud stops (the server going
+        away then makes its last call fail); any other end is reported in the activity feed and
+        fails whatever waits on the cloud (:meth:`check`)."""
+        try:
+            duty()
+        except Exception as exc:
+            if self._threads_stop.is_set():
+                return
+            reason = f"{name} stopped: {type(exc).__name__}: {exc}"
+        else:
+            if self._threads_stop.is_set():
+                return
+            reason = f"{name} ended while the local cloud runs"
+        logging.getLogger(__name__).error("%s", reason, exc_info=True)
+        self.broken.append(reason)
+        self.feed.emit("local", reason)
+        self.broken_event.set()
+
+    def check(self) -> None:
+        """Raises :class:`LocalCloudBroken` once a background duty has stopped."""
+        if self.broken:
+            raise LocalCloudBroken("the local cloud is broken: " + "; ".join(self.broken))
 
     def _create_stack(self, parameters: dict[str, str]) -> None:
         """The application's stack, made as ``sam deploy`` makes it: the template packaged to
@@ -378,12 +413,9 @@ class LocalCloud:
         while not self._threads_stop.wait(0.25):
             self._sample_queues()
             for name, state in self.alarms.evaluate_all().items():
-                try:
-                    cloudwatch.set_alarm_state(
-                        AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
-                    )
-                except Exception:  # the server is going away
-                    return
+                cloudwatch.set_alarm_state(
+                    AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
+                )
             points = self.metrics.drain()
             for start in range(0, len(points), 500):
                 chunk = points[start : start + 500]
@@ -400,10 +432,7 @@ class LocalCloud:
                         }
                     )
                 for namespace, data in by_namespace.items():
-                    try:
-                        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
-                    except Exception:
-                        return
+                    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
     def _subscribe_outbox(self) -> None:
         sns, sqs = self.client("sns"), self.client("sqs")
@@ -420,12 +449,9 @@ class LocalCloud:
         folder.mkdir(exist_ok=True)
         count = 0
         while not self._threads_stop.wait(0.1):
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=self._outbox_queue, MaxNumberOfMessages=10
-                ).get("Messages", [])
-            except Exception:
-                return
+            messages = sqs.receive_message(QueueUrl=self._outbox_queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             for message in messages:
                 envelope = json.loads(message["Body"])
                 count += 1
@@ -448,6 +474,7 @@ class LocalCloud:
     ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.check()
             value = condition()
             if value:
                 return value
