@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from safe_deploy.cli_common import project_root
-from safe_deploy.console import console, errors
+from safe_deploy.console import StageFailed, console, errors
 from safe_deploy.localcloud.inflight import InFlight, read_in_flight
 from safe_deploy.localcloud.workdir import (
     LOCAL_CLOUD_FILES,
@@ -418,7 +418,7 @@ def _run_until_stopped(cloud: LocalCloud, connection: Path, quiet: bool) -> None
                 )
             )
         cloud.broken_event.wait()
-        cloud.check()
+        raise StageFailed("local up", "; ".join(cloud.broken))
     except KeyboardInterrupt:
         pass
     finally:
