@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
+from pipeline_common.layout import ModelResources, monitoring_schedule_of
 from pipeline_common.release import endpoint_status
 from rich.text import Text
 
@@ -286,7 +287,7 @@ class Demo:
                 key = f"raw/{self.data.stem}-month2{self.data.suffix}"
             model_id = self.upload(self.month(2), key)
             link = self.to_approval(model_id)
-            green = f"{model_id}-prod"
+            green = ModelResources(model_id).prod_endpoint
             shown = {"n": 0}
 
             def echo(answer: Answer) -> None:
@@ -391,7 +392,9 @@ class Demo:
             plan = ops.plan_rollback(self.target)
             package, serving = plan.package, plan.serving
             blue = ops.release(self.target).production_endpoint
-            green = f"{package.model_id}-prod"
+            if package.model_id is None:
+                raise StageFailed("rollback", f"version {package.version} names no model")
+            green = ModelResources(package.model_id).prod_endpoint
             self.stages.say(
                 f"$ safe-deploy rollback --reason {ROLLBACK_REASON!r}: version "
                 f"{package.version} ({package.model_id}, {package.status}) replaces version "
@@ -550,7 +553,7 @@ class Demo:
             )
             endpoint = ops.release(self.target).production_endpoint
             assert endpoint is not None
-            execution = self.cloud.sagemaker.run_schedule(f"{endpoint}-monitor")
+            execution = self.cloud.sagemaker.run_schedule(monitoring_schedule_of(endpoint))
             self.stages.say(f"monitoring execution: {execution['MonitoringExecutionStatus']}")
             report = ops.drift_report(self.target)
             distances = _distances(report.violations)
@@ -584,7 +587,7 @@ class Demo:
                 self.notes.get("canary", {}).get("model"),
             ):
                 if model:
-                    key = f"runs/{model}/evaluation/actual_vs_predicted.png"
+                    key = f"{ModelResources(model).evaluation_prefix}actual_vs_predicted.png"
                     s3.download_file(
                         artifacts, key, str(self.report.folder / f"actual_vs_predicted_{model}.png")
                     )
@@ -659,7 +662,7 @@ class Demo:
     # ------------------------------------------------------------------ scenarios
     def scenario(self, name: str) -> str:
         blue_model = self.first_model()
-        return self.failing_month(name, f"{blue_model}-prod")
+        return self.failing_month(name, ModelResources(blue_model).prod_endpoint)
 
     def failing_month(self, name: str, blue: str) -> str:
         """A month 2 that fails as the scenario says; returns the one-line explanation."""
@@ -675,7 +678,7 @@ class Demo:
                 self.notes["restore"] = (parameter, value)
             month = self.month(2, drift="fare-inflation" if name == "gate-rejects" else None)
             model_id = self.upload(month, f"raw/month2-{name}.csv")
-            green = f"{model_id}-prod"
+            green = ModelResources(model_id).prod_endpoint
             if name in ("training-fails", "gate-rejects"):
                 run = self.finish(model_id)
             else:
@@ -762,7 +765,7 @@ class Demo:
             s["MonitoringScheduleName"]
             for s in sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]
         )
-        expected = ([blue], [blue], [blue], [f"{blue}-monitor"])
+        expected = ([blue], [blue], [blue], [monitoring_schedule_of(blue)])
         found = (endpoints, configs, models, schedules)
         if found != expected:
             raise StageFailed(

@@ -2,7 +2,7 @@
 
 One place decides how a data object becomes a model id, what the SageMaker resources of that
 model are called, and where its artifacts live; the state machines build the same strings with
-``States.Format`` (checked by the tests).
+``States.Format`` (``tests/asl/test_layout.py`` checks both lists agree).
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class ModelResources:
     @property
     def baseline_job(self) -> str:
         return f"{self.model_id}-baseline"
+
+    @property
+    def compare_job(self) -> str:
+        return f"{self.model_id}-compare"
 
     @property
     def monitoring_schedule(self) -> str:
