@@ -225,7 +225,7 @@ def print_monitoring(
     show_default=True,
     help="Approve on the page as a reviewer would, or wait for a person to.",
 )
-@click.option("--time-scale", type=float, help="Real seconds per simulated second (default 0.02).")
+@click.option("--time-scale", type=float, help="Real seconds per simulated second (default 0.01).")
 @click.option("--core", is_flag=True, help="Only the model core, without the local cloud.")
 def demo(
     workdir: Path,
