@@ -43,7 +43,7 @@ from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.localcloud.workdir import WorkdirError, claim, clear
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
-from safe_deploy.scenarios import SCENARIOS
+from safe_deploy.scenarios import SCENARIOS, Decision, Scenario
 from safe_deploy.target import Target
 from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog, client_rides
 
@@ -70,7 +70,7 @@ def lambda_handler(event, context):  # type: ignore[no-redef]
 # The demo's pace: a simulated minute in 0.6 real seconds, twice the local cloud's default. Its
 # client is a program, and its waits for that client never go below CLIENT_WAIT_FLOOR.
 DEMO_TIME_SCALE = 0.01
-SCENARIO_PARAMETERS = {"approval-times-out": {"ApprovalTimeoutSeconds": "600"}}
+SCENARIO_PARAMETERS = {s.name: s.parameters for s in SCENARIOS.values() if s.parameters}
 TRAINING_TIMEOUT = 180.0
 
 
@@ -669,55 +669,32 @@ class Demo:
 
     def failing_month(self, name: str, blue: str) -> str:
         """A month 2 that fails as the scenario says; returns the one-line explanation."""
-        with self.stages.stage(f"scenario {name}: {SCENARIOS[name]}"):
+        scenario = SCENARIOS[name]
+        with self.stages.stage(f"scenario {name}: {scenario.description}"):
             traffic: LoadGenerator | None = None
-            if name == "training-fails":
+            if scenario.hyperparameters:
                 ssm = self.target.client("ssm")
                 parameter = self.target.output("HyperparametersParameterName")
                 value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-                bad = value.replace('"eta": "0.2"', '"eta": "fast"')
+                bad = json.dumps(json.loads(value) | scenario.hyperparameters)
                 ssm.put_parameter(Name=parameter, Value=bad, Overwrite=True)
-                self.stages.say("set the training hyperparameter eta to 'fast'")
+                for key, given in scenario.hyperparameters.items():
+                    self.stages.say(f"set the training hyperparameter {key} to {given!r}")
                 self.notes["restore"] = (parameter, value)
-            month = self.month(2, drift="fare-inflation" if name == "gate-rejects" else None)
+            month = self.month(2, drift=scenario.drift)
             model_id = self.upload(month, f"raw/month2-{name}.csv")
             green = ModelResources(model_id).prod_endpoint
-            if name in ("training-fails", "gate-rejects"):
+            if scenario.decision is Decision.NONE:
                 run = self.finish(model_id)
             else:
                 link = self.to_approval(model_id)
-                if name == "approval-rejected":
+                if scenario.decision is Decision.REJECT:
                     self.decide_on_page(link, False, "demo reviewer", "the plot looks wrong")
-                    run = self.finish(model_id)
-                elif name == "approval-times-out":
+                elif scenario.decision is Decision.SILENCE:
                     self.stages.say("nobody answers; the approval window is 10 minutes (scaled)")
-                    run = self.finish(model_id)
                 else:
-                    if name == "pre-traffic-fails":
-                        self.cloud.faults.inject(green, "implausible")
-                    if name == "no-capture":
-                        self.cloud.faults.inject(green, "no-capture")
-                    traffic = self.load(self.traffic_rows(500, seed=21), rate=40)
-                    passed = len(
-                        self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded")
-                    )
-                    self.decide_on_page(link, True, "demo reviewer (--auto-approve)")
-                    if name == "green-errors":
-                        self.cloud.wait_for(
-                            lambda: (
-                                len(
-                                    self.cloud.feed.find(
-                                        "codedeploy", "BeforeAllowTraffic: Succeeded"
-                                    )
-                                )
-                                > passed
-                            ),
-                            120,
-                            what="the pre-traffic hook",
-                        )
-                        self.cloud.faults.inject(green, "errors")
-                        self.stages.say(f"{green} now fails every request")
-                    run = self.finish(model_id)
+                    traffic = self.approve_with_fault(scenario, link, green)
+                run = self.finish(model_id)
             log = traffic.stop() if traffic else None
             self.cloud.faults.clear()
             if "restore" in self.notes:
@@ -749,7 +726,33 @@ class Demo:
                 raise StageFailed(
                     name, "the run succeeded, but the scenario should have stopped it"
                 )
+            if run.error != scenario.error or scenario.cause_holds not in (run.cause or ""):
+                raise StageFailed(
+                    name, f"the run stopped otherwise than the scenario says: {explanation}"
+                )
             return explanation
+
+    def approve_with_fault(self, scenario: Scenario, link: str, green: str) -> LoadGenerator:
+        """Clients call, green gets the scenario's fault (once the pre-traffic hook passed it,
+        when the fault is one that hook would see), and the reviewer approves."""
+        fault = scenario.fault
+        if fault is not None and not scenario.fault_after_pre_traffic:
+            self.cloud.faults.inject(green, fault.value)
+        traffic = self.load(self.traffic_rows(500, seed=21), rate=40)
+        passed = len(self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded"))
+        self.decide_on_page(link, True, "demo reviewer (--auto-approve)")
+        if fault is not None and scenario.fault_after_pre_traffic:
+            self.cloud.wait_for(
+                lambda: (
+                    len(self.cloud.feed.find("codedeploy", "BeforeAllowTraffic: Succeeded"))
+                    > passed
+                ),
+                120,
+                what="the pre-traffic hook",
+            )
+            self.cloud.faults.inject(green, fault.value)
+            self.stages.say(f"{green} now fails every request")
+        return traffic
 
     def check_blue_serving(self, blue: str) -> None:
         release = ops.release(self.target)
