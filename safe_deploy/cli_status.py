@@ -55,11 +55,7 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
             ),
         )
     if release.champion:
-        production.add_row(
-            "model",
-            f"{escape(str(release.champion.get('model_id')))} (validation RMSE "
-            f"{release.champion.get('validation_rmse', float('nan')):.3f})",
-        )
+        production.add_row("model", escape(production_model(release.champion)))
     colour = {Verdict.CONSISTENT: "green", Verdict.IN_PROGRESS: "yellow"}.get(check.verdict, "red")
     production.add_row(
         "check", f"[{colour}]{check.verdict.value}[/{colour}]: {escape(check.summary)}"
@@ -130,6 +126,16 @@ def _source(run: ops.Run) -> str:
     if source.get("version_id"):
         text += f", version {source['version_id']}"
     return text + (f" ({run.trigger})" if run.trigger else "")
+
+
+def production_model(champion: dict[str, Any]) -> str:
+    """The model serving production, with its model registry version when the record points at
+    one (``safe-deploy models`` lists it; ``rollback`` names it)."""
+    parts = []
+    if champion.get("model_package_version"):
+        parts.append(f"registry version {champion['model_package_version']}")
+    parts.append(f"validation RMSE {_number(champion.get('validation_rmse'))}")
+    return f"{champion.get('model_id')} ({', '.join(parts)})"
 
 
 def _number(value: Any) -> str:

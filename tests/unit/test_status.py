@@ -17,7 +17,7 @@ from moto import mock_aws
 from rich.console import Console
 
 from safe_deploy import ops
-from safe_deploy.cli_status import run_block
+from safe_deploy.cli_status import production_model, run_block
 from safe_deploy.target import Target, TargetError
 
 STARTED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -361,3 +361,15 @@ def test_upload_data_refuses_an_empty_file_before_uploading(
         ops.upload_data(target, empty)
 
     assert "Contents" not in s3.list_objects_v2(Bucket="fares-data")
+
+
+def test_the_production_model_names_its_registry_version() -> None:
+    champion = {"model_id": "fare-1", "validation_rmse": 3.7204, "model_package_version": 2}
+
+    assert production_model(champion) == "fare-1 (registry version 2, validation RMSE 3.720)"
+
+
+def test_a_record_from_before_the_registry_shows_its_metrics_alone() -> None:
+    assert production_model({"model_id": "fare-0", "validation_rmse": 4.0}) == (
+        "fare-0 (validation RMSE 4.000)"
+    )
