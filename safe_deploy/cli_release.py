@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pipeline_common.layout import is_rollback
 from rich.markup import escape
 
 from safe_deploy.cli_common import target_options
@@ -89,10 +90,14 @@ def approve(
 @target_options
 def follow(run: str | None, stack: str | None, region: str | None) -> None:
     """Follow a run (default: the newest) step by step, through its promotion, until it waits
-    for approval or ends."""
+    for approval or ends; or a rollback (its deploy execution's name), to its end."""
     target = Target.of(stack, region)
     name = (run or newest_run(target)).rsplit(":", 1)[-1]
-    _show_stop(_follower(target).run(name, through_promotion=True))
+    follower = _follower(target)
+    if is_rollback(name):
+        _show_stop(follower.promotion(name, stop_for_traffic=False))
+    else:
+        _show_stop(follower.run(name, through_promotion=True))
 
 
 @click.command()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pipeline_common.layout import model_id_for
+from pipeline_common.layout import is_rollback, model_id_for
 
 from safe_deploy.target import Target, TargetError
 
@@ -165,6 +165,8 @@ class Follower:
         function = self.target.output("PredictFunctionName")
         before = self._alias(lam, function)
         if not self._wait_for_execution(deploy_arn, appear_seconds):
+            if is_rollback(name):  # no training run of its name
+                return Stop("missing", {"run": name, "promotion": True})
             training = self.sfn.describe_execution(
                 executionArn=execution_arn(self.target.output("TrainingStateMachineArn"), name)
             )

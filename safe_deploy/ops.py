@@ -16,7 +16,7 @@ from typing import Any, cast
 import yaml
 from botocore.exceptions import ClientError
 from pipeline_common import registry
-from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of
+from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of, rollback_name
 from pipeline_common.registry import Package, champion_pointer, fit_metadata
 from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
@@ -851,7 +851,7 @@ def start_rollback(target: Target, plan: RollbackPlan, reason: str, requested_by
             "could hide or reorder what others read: type it plainly"
         )
     package = plan.package
-    name = f"{package.model_id}-rollback-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    name = rollback_name(str(package.model_id), datetime.now(UTC))
     execution_input = {
         "model_id": package.model_id,
         "model_package_arn": package.arn,

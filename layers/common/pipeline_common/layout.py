@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 RAW_PREFIX = "raw/"
 CAPTURE_PREFIX = "datacapture"
@@ -84,6 +85,19 @@ class ModelResources:
     @property
     def model_output_prefix(self) -> str:
         return f"{self.run_prefix}model/"
+
+
+ROLLBACK_INFIX = "-rollback-"
+
+
+def rollback_name(model_id: str, when: datetime) -> str:
+    """A rollback's deploy execution: a promotion's is named after its run, and a name is never
+    used twice, so a rollback's carries the time it was asked for."""
+    return f"{model_id}{ROLLBACK_INFIX}{when:%Y%m%d%H%M%S}"
+
+
+def is_rollback(execution_name: str) -> bool:
+    return ROLLBACK_INFIX in execution_name
 
 
 def model_id_of_endpoint(endpoint: str) -> str:
