@@ -121,7 +121,7 @@ def rollback(
     name = ops.start_rollback(target, plan, reason, requested_by)
     console.print(f"started {name}, as {requested_by}", markup=False)
     if not wait:
-        console.print("follow it with `safe-deploy models` and `safe-deploy status`", markup=False)
+        console.print(f"follow it with `safe-deploy follow {name}`", markup=False)
         return
     show_rollback_stop(_follower(target).promotion(name), package)
 
