@@ -35,9 +35,9 @@ from model.compare import (
 from model.prepare import prepare
 from model.synth import synth_trips, write_trips
 from model.train import train_to_dir
-from safe_deploy.localcloud.metrics import MetricStore
-from safe_deploy.localcloud.sagemaker import JobFailed, SageMakerEmulator
-from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
+from safe_deploy.localcloud.sagemaker import JobFailed
+from safe_deploy.localcloud.sagemaker.jobs import JobRunner
+from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 from tests.conftest import TRAINING_ROWS
 from tests.support import FEBRUARY_HEAD, JANUARY_SAMPLE, REPO, Trained
 
@@ -312,14 +312,12 @@ def test_the_local_cloud_runs_the_job_as_the_state_machine_defines_it(
         local(inputs[name]).mkdir(parents=True)
         (local(inputs[name]) / source.name).write_bytes(source.read_bytes())
     command = shlex.join(parameters["AppSpecification"]["ContainerEntrypoint"])
-    emulator = SageMakerEmulator(
-        LocalSettings(REPO, tmp_path), ActivityFeed(), MetricStore(), Faults()
-    )
+    jobs = JobRunner(LocalSettings(REPO, tmp_path), ActivityFeed())
     job = SimpleNamespace(
         processing_job_name="compare-test", environment={"CHAMPION_MODEL_ID": CHAMPION_ID}
     )
 
-    emulator._run_script(job, "model.compare", command, local)
+    jobs.run_script(job, "model.compare", command, local)
 
     written = json.loads((local(output["S3Output"]["LocalPath"]) / COMPARISON_FILE).read_text())
     assert written["champion_model_id"] == CHAMPION_ID
@@ -329,7 +327,7 @@ def test_the_local_cloud_runs_the_job_as_the_state_machine_defines_it(
     # FailureReason, the script's own in its ExitMessage.
     (local(inputs["champion"]) / "model.tar.gz").unlink()
     with pytest.raises(JobFailed, match=r"^AlgorithmError: See job logs for more information$"):
-        emulator._run_script(job, "model.compare", command, local)
+        jobs.run_script(job, "model.compare", command, local)
     assert "/opt/ml/processing/input/champion" in job.exit_message
     assert str(tmp_path) not in job.exit_message
 
