@@ -2,8 +2,9 @@
 ``template.yaml`` gives it and the sample event from ``events/`` that ``sam local invoke`` takes.
 
 - The resources a function's environment names (buckets, parameters, topic, table, secret, state
-  machine, API) are created in moto from their template declarations, and the environment is the
-  template's own (Globals merged under the function's), its ``!Ref``/``!Sub`` resolved to them.
+  machine, API) are created by the local cloud's own resource creators, from the template as its
+  CloudFormation transforms and resolves it; the environment is the template's own (Globals merged
+  under the function's), its ``!Ref``/``!Sub`` resolved to them.
 - A handler reads its settings and builds its clients at import time, so each test imports it
   fresh, under a unique module name, after its environment is set.
 - SageMaker's runtime is the one thing moto cannot do: :class:`Endpoints` answers
@@ -41,8 +42,16 @@ from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from safe_deploy.localcloud.api import LocalApi
+from safe_deploy.localcloud.cloudformation import model
+from safe_deploy.localcloud.cloudformation import template as cfn_template
+from safe_deploy.localcloud.cloudformation.engine import Engine
+from safe_deploy.localcloud.cloudformation.resources import Handlers
 from safe_deploy.localcloud.lambdas import code_folder_importable
+from safe_deploy.localcloud.metrics import Alarms, MetricStore
+from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 from safe_deploy.localcloud.template import Stack, function_environment, load, references
+from tests.support_template import for_translator
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -62,6 +71,14 @@ TEMPLATE: dict[str, Any] = load(REPO / "template.yaml")
 STACK_NAME = "safe-deploy"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+
+# What the handler tests stand in for: functions (a test imports and calls one) with what belongs
+# to them, and custom resources (a function answers them). A property naming one is left out of
+# the resource that has it.
+STOOD_IN = ("AWS::Lambda::", "Custom::", "AWS::CloudFormation::CustomResource")
+
+# the stack's parameter values: the template's defaults
+PARAMETERS, _ = cfn_template.parameter_values(TEMPLATE, [], None)
 
 # function folder (events/<folder>.json) -> logical id, as the template declares them
 FUNCTIONS: dict[str, str] = {
@@ -87,6 +104,14 @@ def _shared_session() -> boto3.Session:
     return boto3.Session()
 
 
+@functools.cache
+def _client(service: str) -> Any:
+    """The session's one client for ``service``: moto intercepts every client while a mock is
+    active, so the tests, the handlers' settings and the resource creators share them."""
+    make: Callable[..., Any] = _shared_session().client
+    return make(service, region_name=REGION)
+
+
 @dataclass(frozen=True)
 class _Clients:
     s3: S3Client
@@ -100,26 +125,23 @@ class _Clients:
     dynamodb: DynamoDBClient
     secrets: SecretsManagerClient
     iam: Any
-    apigateway: Any
 
 
 @functools.cache
 def _clients() -> _Clients:
-    """The tests' own clients, made once: moto intercepts every client while a mock is active."""
-    session = _shared_session()
+    """The tests' clients (the resource creators use the same ones)."""
     return _Clients(
-        s3=session.client("s3", region_name=REGION),
-        ssm=session.client("ssm", region_name=REGION),
-        sns=session.client("sns", region_name=REGION),
-        sqs=session.client("sqs", region_name=REGION),
-        sfn=session.client("stepfunctions", region_name=REGION),
-        sagemaker=session.client("sagemaker", region_name=REGION),
-        codedeploy=session.client("codedeploy", region_name=REGION),
-        lambda_=session.client("lambda", region_name=REGION),
-        dynamodb=session.client("dynamodb", region_name=REGION),
-        secrets=session.client("secretsmanager", region_name=REGION),
-        iam=session.client("iam", region_name=REGION),
-        apigateway=session.client("apigateway", region_name=REGION),
+        s3=_client("s3"),
+        ssm=_client("ssm"),
+        sns=_client("sns"),
+        sqs=_client("sqs"),
+        sfn=_client("stepfunctions"),
+        sagemaker=_client("sagemaker"),
+        codedeploy=_client("codedeploy"),
+        lambda_=_client("lambda"),
+        dynamodb=_client("dynamodb"),
+        secrets=_client("secretsmanager"),
+        iam=_client("iam"),
     )
 
 
@@ -127,11 +149,38 @@ def _suffix() -> str:
     return uuid.uuid4().hex[:12]
 
 
-class Cloud:
-    """The resources the functions' environments refer to, created in moto as CloudFormation
-    would name them, and each function's environment resolved against them."""
+class _Creators(Handlers):
+    """The local cloud's resource creators, on the session's clients (making a client costs more
+    than most calls it makes)."""
 
-    def __init__(self) -> None:
+    def client(self, service: str) -> Any:
+        return _client(service)
+
+
+@functools.cache
+def _deployed_template(pseudo: tuple[tuple[str, str], ...]) -> str:
+    """``template.yaml`` as the local cloud's CloudFormation creates it: its own transform applied
+    with the stack's parameter values, the state machines' definitions inline and code at stand-in
+    S3 locations (as ``sam validate`` hands the template over). JSON: each test's stack gets its
+    own copy."""
+    return json.dumps(cfn_template.process(for_translator(TEMPLATE), PARAMETERS, dict(pseudo)))
+
+
+def _stand_ins(resources: dict[str, Any], value: Any) -> set[str]:
+    """The resources ``value`` names that are of a kind the handler tests stand in for."""
+    named = references(value) & set(resources)
+    return {r for r in named if str(resources[r]["Type"]).startswith(STOOD_IN)}
+
+
+class Cloud:
+    """The resources the functions' environments refer to, made in moto by the local cloud's own
+    resource creators, and each function's environment resolved against them.
+
+    Names are the creators': stack, logical id and a random suffix, fresh in each test; a name the
+    template gives (the training state machine's) is the template's, and moto starts each test
+    empty."""
+
+    def __init__(self, workdir: Path) -> None:
         self.stack = Stack(TEMPLATE, STACK_NAME, REGION, ACCOUNT)
         clients = _clients()
         self.s3 = clients.s3
@@ -145,7 +194,7 @@ class Cloud:
         self.iam = clients.iam
         self.dynamodb = clients.dynamodb
         self.secrets = clients.secrets
-        self.apigateway = clients.apigateway
+        # the role of what tests make themselves (models, functions, deployment groups)
         self.role_arn = self.iam.create_role(
             RoleName=f"{STACK_NAME}-role-{_suffix()}", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
@@ -155,60 +204,51 @@ class Cloud:
             needed |= references(
                 function_environment(TEMPLATE, resources[logical_id]["Properties"])
             )
-        for logical_id in sorted(needed & set(resources)):
-            self._create(logical_id, resources[logical_id])
+        # the stack as the local cloud's CloudFormation records it
+        self.deployed = model.Stack(self.stack.pseudo("AWS::StackId"), STACK_NAME)
+        self.left_out: dict[str, list[str]] = {}  # logical id -> properties naming a stand-in
+        self._create(needed & set(resources), workdir)
 
-    # ---- creation, by resource type
-    def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
-        kind, props = resource["Type"], resource.get("Properties", {})
-        name = f"{STACK_NAME}-{logical_id}-{_suffix()}"
-        if kind == "AWS::S3::Bucket":
-            bucket = name.lower()
-            self.s3.create_bucket(Bucket=bucket)
-            if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
-                self.s3.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-                )
-            self._record(logical_id, bucket, Arn=f"arn:aws:s3:::{bucket}")
-        elif kind == "AWS::SSM::Parameter":
-            parameter = f"CFN-{logical_id}-{_suffix()}"
-            self.ssm.put_parameter(Name=parameter, Value=props["Value"], Type=props["Type"])
-            self._record(logical_id, parameter)
-        elif kind == "AWS::SNS::Topic":
-            arn = self.sns.create_topic(Name=name)["TopicArn"]
-            self._record(logical_id, arn, TopicName=name)
-        elif kind == "AWS::DynamoDB::Table":
-            table = {
-                k: props[k]
-                for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
-                if k in props
-            }
-            self.dynamodb.create_table(
-                TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **table
-            )
-            self._record(logical_id, name)
-        elif kind == "AWS::SecretsManager::Secret":
-            arn = self.secrets.create_secret(
-                Name=name, SecretString=uuid.uuid4().hex + uuid.uuid4().hex
-            )["ARN"]
-            self._record(logical_id, arn)
-        elif kind == "AWS::Serverless::StateMachine":
-            arn = self.sfn.create_state_machine(
-                name=f"{logical_id}-{_suffix()}",
-                definition=(REPO / props["DefinitionUri"]).read_text(),
-                roleArn=self.role_arn,
-            )["stateMachineArn"]
-            self._record(logical_id, arn, Name=arn.rsplit(":", 1)[-1])
-        elif kind == "AWS::Serverless::Api":
-            api = self.apigateway.create_rest_api(name=name)
-            self._record(logical_id, api["id"])
-        else:
-            raise NotImplementedError(f"{logical_id}: no moto stand-in for {kind}")
-
-    def _record(self, logical_id: str, ref: str, **attributes: str) -> None:
-        self.stack.physical_ids[logical_id] = ref
-        for attribute, value in attributes.items():
-            self.stack.attributes[(logical_id, attribute)] = value
+    def _create(self, needed: set[str], workdir: Path) -> None:
+        """Creates ``needed`` and what their kept properties name (the state machine's role and
+        log group, the topics' key) in dependency order, each resolved as an execution resolves
+        it and made by the creator an execution calls. ``workdir`` is where functions' code would
+        be unpacked (none is made here)."""
+        settings = LocalSettings(
+            REPO, workdir, stack_name=STACK_NAME, region=REGION, account=ACCOUNT
+        )
+        feed = ActivityFeed()
+        api = LocalApi(settings, feed, MetricStore())
+        creators = _Creators(settings, None, api, Alarms(MetricStore(), settings, feed), feed)
+        engine = Engine(settings, creators, feed)
+        deployed = self.deployed
+        deployed.parameters = dict(PARAMETERS)
+        pseudo = tuple(sorted(engine.pseudo(deployed).items()))
+        deployed.template = json.loads(_deployed_template(pseudo))
+        resources = deployed.template["Resources"]
+        active = engine.evaluator(deployed, deployed.template, PARAMETERS).active_resources()
+        kept: dict[str, dict[str, Any]] = {}
+        graph: dict[str, set[str]] = {}  # logical id -> what its kept properties name
+        pending = sorted(needed)
+        while pending:
+            logical_id = pending.pop()
+            if logical_id in graph:
+                continue
+            props = resources[logical_id].get("Properties", {})
+            left_out = sorted(k for k, v in props.items() if _stand_ins(resources, v))
+            if left_out:
+                self.left_out[logical_id] = left_out
+            kept[logical_id] = {k: v for k, v in props.items() if k not in left_out}
+            graph[logical_id] = references(kept[logical_id]) & active
+            pending.extend(graph[logical_id])
+        for logical_id in cfn_template.order(graph):
+            evaluator = engine.evaluator(deployed, deployed.template, PARAMETERS)
+            props = evaluator.resolve(kept[logical_id])
+            record = creators.create_resource(deployed, logical_id, props)
+            if logical_id in needed:
+                self.stack.physical_ids[logical_id] = record.physical_id
+                for attribute, value in record.attributes.items():
+                    self.stack.attributes[(logical_id, attribute)] = value
 
     # ---- what the tests ask for
     def ref(self, logical_id: str) -> str:
@@ -311,7 +351,7 @@ class Cloud:
 
 
 @pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cloud]:
     """moto with the stack's resources; credentials and region as Lambda's runtime sets them."""
     for name in (
         "AWS_PROFILE",
@@ -330,7 +370,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         boto3.DEFAULT_SESSION = _shared_session()  # moto puts its own value back on exit
         # what get_parameter would create, with an empty cache, on the shared session
         DEFAULT_PROVIDERS["ssm"] = SSMProvider(boto3_client=_clients().ssm)
-        yield Cloud()
+        yield Cloud(tmp_path)
     DEFAULT_PROVIDERS.clear()
 
 

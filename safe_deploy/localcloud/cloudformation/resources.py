@@ -125,12 +125,13 @@ class Context:
 
 
 class Handlers:
-    """The resource types, with the local cloud's services they act on."""
+    """The resource types, with the local cloud's services they act on. Without a handler host
+    they make every type but functions (whose code the host runs)."""
 
     def __init__(
         self,
         settings: LocalSettings,
-        host: HandlerHost,
+        host: HandlerHost | None,
         api: LocalApi,
         alarms: Alarms,
         feed: ActivityFeed,
@@ -158,6 +159,25 @@ class Handlers:
         rolling_back: bool = False,
     ) -> Context:
         return Context(self, stack, logical_id, update_policy, rolling_back)
+
+    def create_resource(self, stack: Stack, logical_id: str, props: dict[str, Any]) -> Resource:
+        """Creates one resource of ``stack``'s template from its resolved ``props``, as an
+        execution creates it, and records it in ``stack`` (so later resources can refer to it):
+        for part of a stack made outside an execution, with no events and no rollback."""
+        definition = stack.template["Resources"][logical_id]
+        kind = str(definition["Type"])
+        realized = self.create(self.context(stack, logical_id, {}), kind, props)
+        record = Resource(
+            logical_id=logical_id,
+            type=kind,
+            physical_id=realized.physical_id,
+            properties=props,
+            attributes=dict(realized.attributes),
+            deletion_policy=str(definition.get("DeletionPolicy", "Delete")),
+            handle=realized.handle,
+        )
+        stack.resources[logical_id] = record
+        return record
 
     def replaces(self, kind: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
         rule = REPLACE_ON.get(kind, set())
@@ -215,6 +235,13 @@ class Handlers:
             s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
+        rules = (props.get("LifecycleConfiguration") or {}).get("Rules")
+        if rules:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+            )
+        elif record.properties.get("LifecycleConfiguration"):
+            s3.delete_bucket_lifecycle(Bucket=name)
         return Realized(name, _bucket_attributes(name))
 
     def delete_s3_bucket(self, ctx: Context, record: Resource) -> None:
@@ -447,7 +474,13 @@ class Handlers:
             return f"{self.api.origin}/_local/slack/api"
         return value
 
+    def _code_host(self, ctx: Context) -> HandlerHost:
+        if self.host is None:
+            raise ResourceFailed(f"{ctx.logical_id}: no handler host to run the function's code")
+        return self.host
+
     def create_lambda_function(self, ctx: Context, props: dict[str, Any]) -> Realized:
+        host = self._code_host(ctx)
         name = props.get("FunctionName") or ctx.name(64)
         reserved = self._reserved_concurrency(ctx, name, props)
         folder, code = self._code_dir(ctx, props["Code"])
@@ -463,13 +496,14 @@ class Handlers:
             Description=props.get("Description", ""),
             Layers=list(props.get("Layers", [])),
         )
-        self.host.register(name, _function_code(ctx.logical_id, folder, props))
+        host.register(name, _function_code(ctx.logical_id, folder, props))
         self._reserve(ctx, name, reserved, previous=None)
         return Realized(name, {"Arn": created["FunctionArn"]}, folder)
 
     def update_lambda_function(
         self, ctx: Context, record: Resource, props: dict[str, Any]
     ) -> Realized:
+        host = self._code_host(ctx)
         lam, name = ctx.client("lambda"), record.physical_id
         reserved = self._reserved_concurrency(ctx, name, props)
         folder = record.handle
@@ -488,7 +522,7 @@ class Handlers:
             Layers=list(props.get("Layers", [])),
         )
         _wait_for_update(lam, name)
-        self.host.register(name, _function_code(ctx.logical_id, folder, props))
+        host.register(name, _function_code(ctx.logical_id, folder, props))
         previous = record.properties.get("ReservedConcurrentExecutions")
         self._reserve(ctx, name, reserved, previous=None if previous is None else int(previous))
         return Realized(name, record.attributes, folder)
@@ -1044,6 +1078,75 @@ def _bucket_attributes(name: str) -> dict[str, Any]:
         "DomainName": f"{name}.s3.amazonaws.com",
         "RegionalDomainName": f"{name}.s3.amazonaws.com",
     }
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A lifecycle rule as CloudFormation writes it (``AWS::S3::Bucket`` ``Rule``) in the shape
+    S3's PutBucketLifecycleConfiguration takes."""
+    converted: dict[str, Any] = {"Status": rule["Status"], "Filter": _lifecycle_filter(rule)}
+    if "Id" in rule:
+        converted["ID"] = rule["Id"]
+    expiration: dict[str, Any] = {}
+    if "ExpirationInDays" in rule:
+        expiration["Days"] = int(rule["ExpirationInDays"])
+    if "ExpirationDate" in rule:
+        expiration["Date"] = rule["ExpirationDate"]
+    if "ExpiredObjectDeleteMarker" in rule:
+        expiration["ExpiredObjectDeleteMarker"] = _true(rule["ExpiredObjectDeleteMarker"])
+    if expiration:
+        converted["Expiration"] = expiration
+    noncurrent = {k: int(v) for k, v in (rule.get("NoncurrentVersionExpiration") or {}).items()}
+    if "NoncurrentVersionExpirationInDays" in rule:
+        noncurrent["NoncurrentDays"] = int(rule["NoncurrentVersionExpirationInDays"])
+    if noncurrent:
+        converted["NoncurrentVersionExpiration"] = noncurrent
+    transitions = rule.get("Transitions", []) + _as_list(rule.get("Transition", []))
+    if transitions:
+        converted["Transitions"] = [
+            {"StorageClass": t["StorageClass"]}
+            | ({"Days": int(t["TransitionInDays"])} if "TransitionInDays" in t else {})
+            | ({"Date": t["TransitionDate"]} if "TransitionDate" in t else {})
+            for t in transitions
+        ]
+    noncurrent_transitions = rule.get("NoncurrentVersionTransitions", []) + _as_list(
+        rule.get("NoncurrentVersionTransition", [])
+    )
+    if noncurrent_transitions:
+        converted["NoncurrentVersionTransitions"] = [
+            {"StorageClass": t["StorageClass"], "NoncurrentDays": int(t["TransitionInDays"])}
+            | (
+                {"NewerNoncurrentVersions": int(t["NewerNoncurrentVersions"])}
+                if "NewerNoncurrentVersions" in t
+                else {}
+            )
+            for t in noncurrent_transitions
+        ]
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return converted
+
+
+def _lifecycle_filter(rule: dict[str, Any]) -> dict[str, Any]:
+    """The objects a rule applies to: one condition alone, several under ``And``, and with
+    none every object (an empty prefix)."""
+    conditions: dict[str, Any] = {}
+    if "Prefix" in rule:
+        conditions["Prefix"] = rule["Prefix"]
+    for size in ("ObjectSizeGreaterThan", "ObjectSizeLessThan"):
+        if size in rule:
+            conditions[size] = int(rule[size])
+    tags = [{"Key": t["Key"], "Value": t["Value"]} for t in rule.get("TagFilters", [])]
+    if not tags and len(conditions) <= 1:
+        return conditions or {"Prefix": ""}
+    if len(tags) == 1 and not conditions:
+        return {"Tag": tags[0]}
+    return {"And": conditions | ({"Tags": tags} if tags else {})}
+
+
+def _true(value: Any) -> bool:
+    """A CloudFormation Boolean, which templates may write as a string."""
+    return value is True or str(value).lower() == "true"
 
 
 def _function_code(logical_id: str, folder: Path, props: dict[str, Any]) -> FunctionCode:
