@@ -595,6 +595,21 @@ def test_post_traffic_ignores_capture_from_before_the_deployment(
     )
 
 
+def test_post_traffic_counts_capture_written_in_the_second_the_deployment_started(
+    cloud: Cloud, reports: HookReports, post: Any, context: FakeLambdaContext
+) -> None:
+    """S3 gives LastModified in whole seconds: a file written 0.4 s after a deployment that
+    started at .5 s reads as written before it, unless the start is taken to the second."""
+    deployment_id = promotion(cloud, GREEN)
+    second = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    cloud.deployment_started(deployment_id, second + timedelta(microseconds=500_000))
+    write_capture(cloud, GREEN, api_ids(MINIMUM), written=second + timedelta(microseconds=900_000))
+    event = hook_event("post_traffic_hook", deployment_id)
+
+    assert post.lambda_handler(event, context)["status"] == "Succeeded"
+    assert reported(reports, event, "Succeeded")
+
+
 def test_post_traffic_reads_only_green_s_own_capture(
     cloud: Cloud, reports: HookReports, post: Any, deployment: str, context: FakeLambdaContext
 ) -> None:

@@ -265,6 +265,9 @@ def pre_traffic_checks(
 
 
 def _capture_lines(s3: S3Client, bucket: str, prefix: str, since: datetime) -> Iterable[bytes]:
+    """The lines of the capture files written since ``since``. S3 gives ``LastModified`` in
+    whole seconds, so a file written in the same second as ``since`` counts."""
+    since = since.replace(microsecond=0)
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
