@@ -75,10 +75,13 @@ FLOOR = (
 PREDICT = "predict"
 BEFORE = "predict, before"
 PREDICT_BUDGET = 1.3  # predict's import, in baselines
-# The floor measured 1.22 baselines on Lambda's Python (3.12, as built): predict may add what is
-# left of its budget over that, 1.3 / 1.22. The floor itself moves with the interpreter and the
-# machine (1.26 to 1.39 baselines on 3.11 here), predict's margin over it much less.
-OVER_FLOOR_BUDGET = 1.065
+# What predict may add to the floor, for the test that guards it: on Lambda's Python (3.12, as
+# built) the floor measured 1.22-1.23 baselines and predict 1.29, 1.05 times the floor. The floor
+# itself moves with the interpreter and the machine (1.26 to 1.39 baselines on 3.11 here),
+# predict's margin over it much less: 0.99 to 1.06 on a quiet machine, up to 1.10 in a busy test
+# run. The benchmark holds the 1.3 goal; the test fails on a real growth, such as the REST
+# resolver and pydantic settings (about 1.2 times the floor).
+OVER_FLOOR_BUDGET = 1.12
 OTHERS_BUDGET = 2.0  # every other function's
 WARM_BUDGET_MS = 1.0  # a warm request's p50 overhead over its endpoint call
 REGION = "us-east-1"

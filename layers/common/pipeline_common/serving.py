@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_common.domain import BaselineDomains, Domain
+from pipeline_common.environment import Settings
 from pipeline_common.layout import NO_ENDPOINT
 from pipeline_common.payload import (
     CSV,
@@ -44,7 +45,6 @@ from pipeline_common.payload import (
     read_body,
     to_csv,
 )
-from pipeline_common.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
