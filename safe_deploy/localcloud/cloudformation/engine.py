@@ -27,7 +27,7 @@ from safe_deploy.localcloud.cloudformation.model import (
     Stack,
     now,
 )
-from safe_deploy.localcloud.cloudformation.resources import Handlers, Realized
+from safe_deploy.localcloud.cloudformation.resources import Handlers, resource_record
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
 
 NO_CHANGES = (
@@ -372,7 +372,7 @@ class Engine:
             reason = f"{type(exc).__name__}: {exc}"
             stack.event(logical_id, physical, kind, f"{status}_FAILED", reason)
             raise ResourceFailed(f"{logical_id}: {reason}") from exc
-        new_record = _record(logical_id, kind, definition, props, update_policy, realized)
+        new_record = resource_record(logical_id, kind, definition, props, update_policy, realized)
         stack.resources[logical_id] = new_record
         stack.event(logical_id, new_record.physical_id, kind, f"{status}_COMPLETE")
         if record is None:
@@ -431,7 +431,7 @@ class Engine:
                 current.logical_id, current.physical_id, current.type, "UPDATE_FAILED", str(exc)
             )
             raise
-        restored = _record(
+        restored = resource_record(
             before.logical_id,
             before.type,
             {"DeletionPolicy": before.deletion_policy},
@@ -588,26 +588,6 @@ class Engine:
                 return stack
             time.sleep(0.05)
         raise TimeoutError(f"stack {stack_name} still {self.find(stack_name).status}")
-
-
-def _record(
-    logical_id: str,
-    kind: str,
-    definition: dict[str, Any],
-    props: dict[str, Any],
-    update_policy: dict[str, Any],
-    realized: Realized,
-) -> Resource:
-    return Resource(
-        logical_id=logical_id,
-        type=kind,
-        physical_id=realized.physical_id,
-        properties=props,
-        attributes=dict(realized.attributes),
-        deletion_policy=str(definition.get("DeletionPolicy", "Delete")),
-        update_policy=update_policy,
-        handle=realized.handle,
-    )
 
 
 def _with_parameters(value: Any, parameters: dict[str, str]) -> Any:

@@ -167,15 +167,7 @@ class Handlers:
         definition = stack.template["Resources"][logical_id]
         kind = str(definition["Type"])
         realized = self.create(self.context(stack, logical_id, {}), kind, props)
-        record = Resource(
-            logical_id=logical_id,
-            type=kind,
-            physical_id=realized.physical_id,
-            properties=props,
-            attributes=dict(realized.attributes),
-            deletion_policy=str(definition.get("DeletionPolicy", "Delete")),
-            handle=realized.handle,
-        )
+        record = resource_record(logical_id, kind, definition, props, {}, realized)
         stack.resources[logical_id] = record
         return record
 
@@ -1226,3 +1218,24 @@ def _codedeploy_backend(settings: LocalSettings) -> Any:
 
     backend: Any = codedeploy_backends[settings.account][settings.region]
     return backend
+
+
+def resource_record(
+    logical_id: str,
+    kind: str,
+    definition: dict[str, Any],
+    props: dict[str, Any],
+    update_policy: dict[str, Any],
+    realized: Realized,
+) -> Resource:
+    """What a stack records of a resource an execution (or ``create_resource``) made."""
+    return Resource(
+        logical_id=logical_id,
+        type=kind,
+        physical_id=realized.physical_id,
+        properties=props,
+        attributes=dict(realized.attributes),
+        deletion_policy=str(definition.get("DeletionPolicy", "Delete")),
+        update_policy=update_policy,
+        handle=realized.handle,
+    )
