@@ -33,6 +33,10 @@ def _strings(value: Any) -> Iterator[str]:
         yield value
 
 
+# The tested endpoint's suffix is the template's choice (PromoteTestedEndpoint): either value.
+SUBSTITUTED = {"${TestedEndpointSuffix}": ("dev", "prod")}
+
+
 def asl_templates() -> set[str]:
     found = set()
     for path in (ROOT / "statemachines").glob("*.asl.json"):
@@ -40,6 +44,8 @@ def asl_templates() -> set[str]:
             match = FORMAT.match(text)
             if match:
                 found.add(match["template"])
+    for name, values in SUBSTITUTED.items():
+        found = {t.replace(name, v) for t in found for v in values}
     return found
 
 
