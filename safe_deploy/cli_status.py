@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import requests
+from botocore.exceptions import ClientError
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -19,20 +20,31 @@ if TYPE_CHECKING:
     from pipeline_common.release import ReleaseCheck, ReleaseState
 
     from safe_deploy import ops
+    from safe_deploy.localcloud.timeline import RunTimeline
+    from safe_deploy.localcloud.timeline.stages import Part
 
 
 @click.command()
 @click.option("--runs", "limit", default=5, show_default=True, help="How many recent runs.")
+@click.option(
+    "--timeline",
+    "timeline_run",
+    metavar="RUN",
+    help="Whose stages to time (default: the newest run's).",
+)
 @target_options
-def status(limit: int, stack: str | None, region: str | None) -> None:
-    """Pipeline runs (source, step, candidate, why they stopped), production, the last
-    deployments."""
+def status(limit: int, timeline_run: str | None, stack: str | None, region: str | None) -> None:
+    """Pipeline runs (source, step, candidate, why they stopped), a run's stages and their time
+    (on the local cloud beside the projected AWS time), production, the last deployments."""
     from pipeline_common.release import Verdict
 
     from safe_deploy import ops
 
     target = Target.of(stack, region)
-    print_runs(ops.runs(target, limit), target.name)
+    runs = ops.runs(target, limit)
+    print_runs(runs, target.name)
+    if timeline_run or runs:
+        print_timeline(target, timeline_run or runs[0].name)
     release = ops.release(target)
     production = Table(title="production", show_header=False)
     state, check = release.state, release.check
@@ -79,6 +91,88 @@ def status(limit: int, stack: str | None, region: str | None) -> None:
 
 
 STATUS_COLOURS = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}
+MIN_PART_SECONDS = 3.0  # the timeline names parts from 0.1 min up
+# The stack and its deployment are the same in every stage: only a job, an endpoint, a Wait state
+# or a hook says something about where the time went.
+_SUBJECT_SHOWN = ("sagemaker.", "stepfunctions.", "codedeploy.hook")
+
+
+def print_timeline(target: Target, run_name: str) -> None:
+    """Run ``run_name``'s stages as a table: local time and projected AWS minutes on the local
+    cloud, AWS's own times on AWS. A timeline that cannot be read says why, and status goes on."""
+    from safe_deploy import ops
+
+    try:
+        timeline = ops.run_timeline(target, run_name)
+    except (TargetError, ClientError, requests.RequestException) as exc:
+        console.print(Text(f"no timeline for {run_name}: {exc}", style="yellow"))
+        return
+    console.print(timeline_table(timeline))
+
+
+def timeline_table(timeline: RunTimeline) -> Table:
+    """A run's stages: what each took locally and, projected, on AWS, with what the projected
+    time went to; the total leaves out the person's wait, which is never projected."""
+    from safe_deploy.localcloud.timeline.stages import LOCAL
+
+    local = timeline.source == LOCAL
+    table = Table(title=f"timeline of {timeline.model_id}", title_justify="left")
+    table.add_column("stage", overflow="fold")
+    table.add_column("local" if local else "AWS", justify="right", no_wrap=True)
+    if local:
+        table.add_column("AWS, projected", justify="right", no_wrap=True)
+        table.add_column("what the AWS time went to", overflow="fold")
+    for stage in timeline.stages:
+        name = Text(stage.name)
+        if stage.note:
+            name.append(f" ({stage.note})", style="dim")
+        row: list[Text] = [name, Text(_elapsed(stage.local))]
+        if local:
+            if stage.person:
+                row += [Text("a person", style="dim"), Text("not projected", style="dim")]
+            else:
+                parts = [_part(p) for p in stage.parts if p.projected >= MIN_PART_SECONDS]
+                row += [Text(_minutes(stage.projected)), Text("; ".join(parts[:4]), style="dim")]
+        table.add_row(*row)
+    total = [Text("total", style="bold"), Text(_elapsed(timeline.total_local), style="bold")]
+    if local:
+        total += [
+            Text(_minutes(timeline.total_projected), style="bold"),
+            Text("without the person's wait", style="dim"),
+        ]
+    table.add_row(*total, end_section=True)
+    if local:
+        scale = f"time scale {timeline.time_scale:g}; " if timeline.time_scale else ""
+        table.caption = (
+            f"local cloud at {scale}AWS times projected from each emulated wait's AWS-typical "
+            "duration (docs/timeline.md)"
+        )
+    else:
+        table.caption = (
+            "AWS's own times, from the run's execution histories and its CodeDeploy deployment"
+        )
+    return table
+
+
+def _part(part: Part) -> str:
+    from safe_deploy.localcloud.timeline.durations import BY_OPERATION
+
+    label = BY_OPERATION[part.operation].label
+    if part.subject and part.operation.startswith(_SUBJECT_SHOWN):
+        label = f"{label} {part.subject}"
+    return f"{label} {_minutes(part.projected)}"
+
+
+def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 def print_runs(runs: list[ops.Run], where: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
+import requests
 import yaml
 from botocore.exceptions import ClientError
 from pipeline_common import registry
@@ -20,6 +22,9 @@ from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of, rollback_
 from pipeline_common.registry import Package, champion_pointer, fit_metadata
 from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
+from safe_deploy.localcloud.timeline import TIMELINE_ROUTE, RunNotFound, RunTimeline
+from safe_deploy.localcloud.timeline.history import deployment_shifts, run_boundaries
+from safe_deploy.localcloud.timeline.stages import AWS, derive
 from safe_deploy.target import Target, TargetError
 
 
@@ -877,3 +882,34 @@ def start_rollback(target: Target, plan: RollbackPlan, reason: str, requested_by
             f"a rollback named {name} was started a moment ago: see `safe-deploy models`"
         ) from None
     return name
+
+
+# ---------------------------------------------------------------------------- timeline
+def run_timeline(target: Target, run_name: str) -> RunTimeline:
+    """A run's stages. From the local cloud, local time beside the projected AWS time of each
+    (its ``/_local/timeline`` route: the projection needs the waits it recorded). From AWS, AWS's
+    own times: the run's execution histories and its promotion's CodeDeploy lifecycle events."""
+    if target.local:
+        origin = target.api_url.rsplit("/", 1)[0]
+        answer = requests.get(f"{origin}{TIMELINE_ROUTE}{run_name}", timeout=30)
+        if answer.status_code == 404:
+            raise TargetError(f"no pipeline run named {run_name}")
+        if answer.status_code != 200:
+            raise TargetError(f"the local cloud could not build the timeline: {answer.text}")
+        return RunTimeline.from_json(answer.json())
+    try:
+        bounds = run_boundaries(
+            target.client("stepfunctions"),
+            target.output("TrainingStateMachineArn"),
+            target.output("DeployStateMachineArn"),
+            run_name,
+        )
+    except RunNotFound as exc:
+        raise TargetError(str(exc)) from None
+    codedeploy = target.client("codedeploy")
+    shifts = [
+        shift
+        for deployment in promotion_deployments(target, run_name, with_hooks=False)
+        for shift in deployment_shifts(codedeploy, deployment.id)
+    ]
+    return derive(run_name, bounds, [], shifts, time.time(), source=AWS)

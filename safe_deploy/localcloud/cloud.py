@@ -51,6 +51,13 @@ from safe_deploy.localcloud.metrics import Alarm, Alarms, MetricStore
 from safe_deploy.localcloud.sagemaker import SageMakerEmulator
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
 from safe_deploy.localcloud.template import Evaluator, load
+from safe_deploy.localcloud.timeline import (
+    TIMELINE_ROUTE,
+    Recorder,
+    RunNotFound,
+    RunTimeline,
+    local_timeline,
+)
 from safe_deploy.localcloud.workdir import Occupancy, StopRecord, occupy
 
 LOCAL_ACCESS_KEY = "local-operator"
@@ -76,6 +83,7 @@ class LocalCloud:
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
         self.feed = ActivityFeed()
+        self.timeline = Recorder()  # every wait it emulates, with AWS's time for it
         self.metrics = MetricStore()
         self.faults = Faults()
         self.alarms = Alarms(self.metrics, settings, self.feed)
@@ -189,14 +197,16 @@ class LocalCloud:
         }
         self._set_environment(base_env)
         self.host = HandlerHost(settings, self.metrics, self.feed, base_env)
-        self.sagemaker = SageMakerEmulator(settings, self.feed, self.metrics, self.faults)
-        self.codedeploy = CodeDeployEmulator(settings, self.feed, self.alarms)
+        self.sagemaker = SageMakerEmulator(
+            settings, self.feed, self.metrics, self.faults, self.timeline
+        )
+        self.codedeploy = CodeDeployEmulator(settings, self.feed, self.alarms, self.timeline)
         # CloudFormation creates every deployment: AWS then shows only the AppSpec's sha256.
         self.codedeploy.get_deployment_sha256_only = True
         self.resources = Handlers(settings, self.host, self.api, self.alarms, self.feed)
-        self.cloudformation = Engine(settings, self.resources, self.feed)
+        self.cloudformation = Engine(settings, self.resources, self.feed, self.timeline)
         fixes.install()
-        stepfunctions.install(settings.time_scale)
+        stepfunctions.install(settings.time_scale, self.timeline)
         lambdas.install(self.host)
         sagemaker.install(self.sagemaker)
         registry.install()
@@ -205,6 +215,7 @@ class LocalCloud:
         cloudformation_wire.install(self.cloudformation)
         self._create_stack(parameters)
         self.api.local_routes["/_local/monitoring/run"] = self._run_monitoring
+        self.api.local_routes[TIMELINE_ROUTE] = self._timeline
         self.alarms.on_alarm = self._alarm_actions
         self._subscribe_outbox()
         for name, duty in (
@@ -356,6 +367,28 @@ class LocalCloud:
                 indent=2,
             )
         )
+
+    def timeline_of(self, run: str) -> RunTimeline:
+        """Run ``run``'s stages: local time, and the AWS time each would take (projected)."""
+        return local_timeline(
+            self.timeline,
+            self.client("stepfunctions"),
+            self.outputs["TrainingStateMachineArn"],
+            self.outputs["DeployStateMachineArn"],
+            run,
+            self.settings.time_scale,
+        )
+
+    def _timeline(self, request: Request) -> Response:
+        """``safe-deploy status``: a run's timeline (``/_local/timeline/<model id>``)."""
+        run = request.path.removeprefix(TIMELINE_ROUTE).strip("/")
+        try:
+            if not run:
+                raise RunNotFound(f"name a run: {TIMELINE_ROUTE}<model id>")
+            timeline = self.timeline_of(run)
+        except RunNotFound as exc:
+            return Response(json.dumps({"message": str(exc)}), status=404)
+        return Response(json.dumps(timeline.as_json()), content_type="application/json")
 
     def _run_monitoring(self, request: Request) -> Response:
         """``safe-deploy drift-report --run-now``: production's schedule, now."""

@@ -37,6 +37,8 @@ from moto.core.responses import ActionResult
 from safe_deploy.localcloud.metrics import Alarms
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+from safe_deploy.localcloud.timeline import Kind, Recorder, aws_seconds
+from safe_deploy.localcloud.timeline.durations import CANARY_BAKE, DEPLOYMENT_START, HOOK
 
 HOOK_TIMEOUT_SECONDS = 3600.0  # a hook may wait for client traffic: it is a wait for people
 _CONFIG = re.compile(
@@ -161,10 +163,17 @@ def check_appspec(lam: Any, spec: LambdaAppSpec, config_name: str) -> None:
 
 # ---------------------------------------------------------------------------- running deployments
 class CodeDeployEmulator:
-    def __init__(self, settings: LocalSettings, feed: ActivityFeed, alarms: Alarms) -> None:
+    def __init__(
+        self,
+        settings: LocalSettings,
+        feed: ActivityFeed,
+        alarms: Alarms,
+        timeline: Recorder | None = None,
+    ) -> None:
         self.settings = settings
         self.feed = feed
         self.alarms = alarms
+        self.timeline = timeline or Recorder()
         # On AWS, GetDeployment of the deployments CloudFormation creates for SAM's
         # DeploymentPreference carries the AppSpec's sha256 only; hooks then need
         # GetApplicationRevision. True answers that way for every deployment.
@@ -224,11 +233,16 @@ class CodeDeployEmulator:
                 lam.update_alias(
                     alias, function, current, None, {"AdditionalVersionWeights": {target: weight}}
                 )
+            self.timeline.shift(ident, weight)
             say(f"{weight:.0%} of {alias} traffic on version {target}", weight=weight)
 
         def run_hook(lifecycle: str) -> None:
             if lifecycle not in hooks:
                 return
+            with self.timeline.span(HOOK, lifecycle, Kind.WORK, stack=True):
+                answer_hook(lifecycle)
+
+        def answer_hook(lifecycle: str) -> None:
             execution_id = str(uuid.uuid4())
             answered = threading.Event()
             with self._lock:
@@ -255,7 +269,18 @@ class CodeDeployEmulator:
                 )
 
         def bake(minutes: int) -> None:
-            deadline = time.monotonic() + self.settings.scaled(minutes * 60)
+            with self.timeline.span(
+                CANARY_BAKE,
+                ident,
+                Kind.WAIT,
+                projected=minutes * 60.0,
+                expected=self.settings.scaled(minutes * 60),
+                stack=True,
+            ):
+                watch(self.settings.scaled(minutes * 60))
+
+        def watch(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 if getattr(deployment, "stop_requested", False):
                     raise _RolledBack("DEPLOYMENT_STOPPED", "The deployment was stopped")
@@ -269,6 +294,8 @@ class CodeDeployEmulator:
 
         kind, percent, minutes = traffic_routing(deployment.deployment_config_name)
         say(f"{deployment.deployment_config_name}: version {current} -> {target}")
+        # CodeDeploy's own start, which the local cloud does not sleep for
+        self.timeline.instant(DEPLOYMENT_START, ident, aws_seconds(DEPLOYMENT_START), stack=True)
         try:
             run_hook("BeforeAllowTraffic")
             if kind == "TimeBasedCanary" and percent and minutes:

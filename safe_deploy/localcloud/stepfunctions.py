@@ -4,7 +4,7 @@ Three additions make it behave like AWS for this pipeline: service integrations 
 results between ASL's PascalCase and the SDK (moto leaves that out, which breaks
 ``states:startExecution`` and camel-case APIs such as CodeDeploy); SageMaker gets the optimised
 integration including ``.sync`` jobs; and every Wait, Retry interval and task timeout is scaled by
-the local cloud's one time setting.
+the local cloud's one time setting (each Wait state also goes into its projected AWS timeline).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from safe_deploy.localcloud.patching import replace
+from safe_deploy.localcloud.timeline import Kind, Recorder
+from safe_deploy.localcloud.timeline.durations import WAIT_STATE
 
 StateTaskService = _service.StateTaskService
 
@@ -269,8 +271,10 @@ def _state_task_service_for(service_name: str) -> Any:
 
 
 # ---------------------------------------------------------------------------- time
-def install(scale: float) -> None:
-    """Install the integrations and scale every wait by ``scale``."""
+def install(scale: float, timeline: Recorder | None = None) -> None:
+    """Install the integrations and scale every wait by ``scale``; each Wait state goes into
+    ``timeline`` with its declared seconds, what it lasts on AWS."""
+    recorder = timeline or Recorder()
     replace(StateTaskService, "_normalise_parameters", _normalise_parameters)
     replace(StateTaskService, "_normalise_response", _normalise_response)
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES.update(AWS_SDK_ERROR_PREFIXES)
@@ -287,6 +291,18 @@ def install(scale: float) -> None:
     )
 
     def wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
+        context = env.states.context_object.context_object_data
+        with recorder.span(
+            WAIT_STATE,
+            str(context.get("State", {}).get("Name", "Wait")),
+            Kind.POLL,
+            projected=max(0.0, float(wait_seconds)),
+            expected=max(0.0, float(wait_seconds)) * scale,
+            run=str(context["Execution"]["Name"]),
+        ):
+            wait_scaled(env, wait_seconds)
+
+    def wait_scaled(env: Any, wait_seconds: float) -> None:
         deadline = time.monotonic() + max(0.0, float(wait_seconds)) * scale
         while env.is_running():
             remaining = deadline - time.monotonic()

@@ -29,6 +29,13 @@ from safe_deploy.localcloud.cloudformation.model import (
 )
 from safe_deploy.localcloud.cloudformation.resources import Handlers, resource_record
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+from safe_deploy.localcloud.timeline import Kind, Recorder, aws_seconds
+from safe_deploy.localcloud.timeline.durations import (
+    STACK_CLEANUP,
+    STACK_ROLLBACK,
+    STACK_UPDATE,
+    STACK_UPDATE_START,
+)
 
 NO_CHANGES = (
     "The submitted information didn't contain changes. Submit different information to create a "
@@ -51,10 +58,12 @@ class Engine:
         settings: LocalSettings,
         handlers: Handlers,
         feed: ActivityFeed,
+        timeline: Recorder | None = None,
     ) -> None:
         self.settings = settings
         self.handlers = handlers
         self.feed = feed
+        self.timeline = timeline or Recorder()
         self.stacks: dict[str, Stack] = {}  # stack id -> live (and review) stacks
         self.deleted: dict[str, Stack] = {}
         self.change_sets: dict[str, ChangeSet] = {}
@@ -287,6 +296,18 @@ class Engine:
 
     # ------------------------------------------------------------------ execution
     def _execute(self, stack: Stack, change_set: ChangeSet) -> None:
+        if change_set.type == "CREATE":
+            self._run(stack, change_set)
+            return
+        # An update in the timeline: the local engine's own work, and the time CloudFormation
+        # spends before the alias's deployment on AWS, which the engine does not sleep for.
+        with self.timeline.span(STACK_UPDATE, stack.name, Kind.WORK, stack=True):
+            self.timeline.instant(
+                STACK_UPDATE_START, stack.name, aws_seconds(STACK_UPDATE_START), stack=True
+            )
+            self._run(stack, change_set)
+
+    def _run(self, stack: Stack, change_set: ChangeSet) -> None:
         creating = change_set.type == "CREATE"
         old_template, old_parameters = stack.template, stack.parameters
         old_body, old_original = stack.template_body, stack.original
@@ -322,6 +343,7 @@ class Engine:
             stack.stack_event("CREATE_COMPLETE")
         else:
             stack.stack_event("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+            self.timeline.instant(STACK_CLEANUP, stack.name, aws_seconds(STACK_CLEANUP), stack=True)
             removed = [k for k in old_records if k not in active]
             old_graph = cfn_template.dependencies(
                 old_template, {k for k in removed if k in old_template.get("Resources", {})}
@@ -398,6 +420,10 @@ class Engine:
             f"[{reason.split(':', 1)[0]}]. {reason}",
         )
         self.feed.emit("cloudformation", f"{stack.name}: rolling back ({reason})")
+        if not creating:
+            self.timeline.instant(
+                STACK_ROLLBACK, stack.name, aws_seconds(STACK_ROLLBACK), stack=True
+            )
         stack.template, stack.parameters = old_template, old_parameters
         for step in reversed(steps):
             current = stack.resources[step.logical_id]

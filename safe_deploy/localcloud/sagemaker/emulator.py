@@ -11,6 +11,7 @@ from safe_deploy.localcloud.sagemaker.endpoints import EndpointHost
 from safe_deploy.localcloud.sagemaker.jobs import JobRunner
 from safe_deploy.localcloud.sagemaker.monitoring import MonitoringSchedules
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
+from safe_deploy.localcloud.timeline import Recorder
 
 
 @dataclass
@@ -19,13 +20,16 @@ class SageMakerEmulator:
     feed: ActivityFeed
     metrics: MetricStore
     faults: Faults
+    timeline: Recorder = field(default_factory=Recorder)
     jobs: JobRunner = field(init=False)
     endpoints: EndpointHost = field(init=False)
     monitoring: MonitoringSchedules = field(init=False)
 
     def __post_init__(self) -> None:
-        self.jobs = JobRunner(self.settings, self.feed)
-        self.endpoints = EndpointHost(self.settings, self.feed, self.metrics, self.faults)
+        self.jobs = JobRunner(self.settings, self.feed, self.timeline)
+        self.endpoints = EndpointHost(
+            self.settings, self.feed, self.metrics, self.faults, self.timeline
+        )
         self.monitoring = MonitoringSchedules(self.settings, self.feed, self.endpoints)
 
     def run_schedule(self, name: str) -> dict[str, Any]:

@@ -33,8 +33,12 @@ from safe_deploy.localcloud.sagemaker.utils import (
     workspace,
 )
 from safe_deploy.localcloud.state import ActivityFeed, Faults, LocalSettings
+from safe_deploy.localcloud.timeline import Kind, Recorder, aws_seconds
+from safe_deploy.localcloud.timeline.durations import ENDPOINT
 
-ENDPOINT_STARTUP_SECONDS = 120.0  # what an ml.m5.large takes, before the time scale
+# What an ml.m5.large takes, before the time scale: shorter than AWS's typical creation (the
+# timeline's table) to keep the demo short; the projected timeline counts AWS's.
+ENDPOINT_STARTUP_SECONDS = 120.0
 CAPTURE_FLUSH_SECONDS = 60.0
 
 
@@ -95,6 +99,7 @@ class EndpointHost:
     feed: ActivityFeed
     metrics: MetricStore
     faults: Faults
+    timeline: Recorder = field(default_factory=Recorder)
     served: dict[str, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,8 +108,21 @@ class EndpointHost:
         return sagemaker_backend(self.settings)
 
     def start_endpoint(self, endpoint: Any) -> None:
+        """Creating until in service (or failed): an emulated wait, in the timeline with the time
+        AWS takes to create an endpoint."""
+        startup = self.settings.scaled(ENDPOINT_STARTUP_SECONDS)
+        with self.timeline.span(
+            ENDPOINT,
+            endpoint.endpoint_name,
+            Kind.WAIT,
+            projected=aws_seconds(ENDPOINT),
+            expected=startup,
+        ):
+            self._start_endpoint(endpoint, startup)
+
+    def _start_endpoint(self, endpoint: Any, startup: float) -> None:
         name = endpoint.endpoint_name
-        time.sleep(self.settings.scaled(ENDPOINT_STARTUP_SECONDS))
+        time.sleep(startup)
         try:
             config = self.backend.describe_endpoint_config(endpoint.endpoint_config_name)
             variant = config["ProductionVariants"][0]

@@ -23,8 +23,9 @@ import sys
 import tarfile
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from safe_deploy.localcloud.sagemaker.utils import (
     workspace,
 )
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+from safe_deploy.localcloud.timeline import Kind, Recorder, aws_seconds
+from safe_deploy.localcloud.timeline.durations import JOB_RUN, JOB_STARTUP
 
 JOB_STARTUP_SECONDS = 60.0
 # A processing job whose container exits non-zero fails with these words; the container's own
@@ -56,9 +59,19 @@ class JobRunner:
 
     settings: LocalSettings
     feed: ActivityFeed
+    timeline: Recorder = field(default_factory=Recorder)
 
-    def _startup_delay(self) -> None:
-        time.sleep(self.settings.scaled(JOB_STARTUP_SECONDS))
+    @contextmanager
+    def _started(self, name: str) -> Iterator[None]:
+        """The job's start-up, an emulated wait (its AWS time in the timeline), then its run: the
+        job's own code, as long as it takes."""
+        startup = self.settings.scaled(JOB_STARTUP_SECONDS)
+        with self.timeline.span(
+            JOB_STARTUP, name, Kind.WAIT, projected=aws_seconds(JOB_STARTUP), expected=startup
+        ):
+            time.sleep(startup)
+        with self.timeline.span(JOB_RUN, name, Kind.WORK):
+            yield
 
     # training ---------------------------------------------------------------
     def run_training_job(self, job: Any) -> None:
@@ -68,38 +81,38 @@ class JobRunner:
         self.feed.emit("sagemaker", f"training job {name} started", job=name)
         root = workspace(self.settings, "training", name) / "opt" / "ml"
         try:
-            self._startup_delay()
-            config = root / "input" / "config"
-            config.mkdir(parents=True)
-            (config / "hyperparameters.json").write_text(json.dumps(job.hyper_parameters or {}))
-            for channel in job.input_data_config:
-                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-                if not download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
-                    raise JobFailed(
-                        f"ClientError: channel {channel['ChannelName']}: no data at {uri}"
-                    )
-            lines: list[str] = []
-            code = run_container(root, progress=lines.append)
-            (root.parent / "training.log").write_text("\n".join(lines))
-            if code != 0:
-                reason = (root / "output" / "failure").read_text().splitlines()[0]
-                raise JobFailed(reason)
-            archive = root / "output" / "model.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                tar.add(root / "model" / MODEL_FILE, arcname=MODEL_FILE)
-            target = job.model_artifacts["S3ModelArtifacts"]
-            bucket, key = split_uri(target)
-            s3_client().upload_file(str(archive), bucket, key)
-            report = json.loads((root / "output" / METRICS_FILE).read_text())
-            now = datetime.now(UTC)
-            job.final_metric_data_list = [
-                {"MetricName": metric, "Value": value, "Timestamp": now}
-                for metric, value in report["final_metrics"].items()
-            ]
-            job.training_end_time = now
-            job.secondary_status = job.training_job_status = "Completed"
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["final_metrics"].items())
-            self.feed.emit("sagemaker", f"training job {name} completed: {metrics}", job=name)
+            with self._started(name):
+                config = root / "input" / "config"
+                config.mkdir(parents=True)
+                (config / "hyperparameters.json").write_text(json.dumps(job.hyper_parameters or {}))
+                for channel in job.input_data_config:
+                    uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                    if not download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
+                        raise JobFailed(
+                            f"ClientError: channel {channel['ChannelName']}: no data at {uri}"
+                        )
+                lines: list[str] = []
+                code = run_container(root, progress=lines.append)
+                (root.parent / "training.log").write_text("\n".join(lines))
+                if code != 0:
+                    reason = (root / "output" / "failure").read_text().splitlines()[0]
+                    raise JobFailed(reason)
+                archive = root / "output" / "model.tar.gz"
+                with tarfile.open(archive, "w:gz") as tar:
+                    tar.add(root / "model" / MODEL_FILE, arcname=MODEL_FILE)
+                target = job.model_artifacts["S3ModelArtifacts"]
+                bucket, key = split_uri(target)
+                s3_client().upload_file(str(archive), bucket, key)
+                report = json.loads((root / "output" / METRICS_FILE).read_text())
+                now = datetime.now(UTC)
+                job.final_metric_data_list = [
+                    {"MetricName": metric, "Value": value, "Timestamp": now}
+                    for metric, value in report["final_metrics"].items()
+                ]
+                job.training_end_time = now
+                job.secondary_status = job.training_job_status = "Completed"
+                metrics = ", ".join(f"{k} {v:.3f}" for k, v in report["final_metrics"].items())
+                self.feed.emit("sagemaker", f"training job {name} completed: {metrics}", job=name)
         except Exception as exc:
             self._fail(job, "training_job_status", exc)
 
@@ -122,23 +135,23 @@ class JobRunner:
         self.feed.emit("sagemaker", f"processing job {name} started", job=name)
         root = workspace(self.settings, "processing", name)
         try:
-            self._startup_delay()
+            with self._started(name):
 
-            def local(container_path: str) -> Path:
-                return root / container_path.lstrip("/")
+                def local(container_path: str) -> Path:
+                    return root / container_path.lstrip("/")
 
-            for item in job.processing_inputs or []:
-                source = item["S3Input"]
-                download_prefix(source["S3Uri"], local(source["LocalPath"]))
-            self._run_processing_container(job, local)
-            for output in job.processing_output_config.get("Outputs", []):
-                target = output["S3Output"]
-                folder = local(target["LocalPath"])
-                if folder.exists():
-                    upload_folder(folder, target["S3Uri"])
-            job.processing_end_time = datetime.now(UTC)
-            job.processing_job_status = "Completed"
-            self.feed.emit("sagemaker", f"processing job {name} completed", job=name)
+                for item in job.processing_inputs or []:
+                    source = item["S3Input"]
+                    download_prefix(source["S3Uri"], local(source["LocalPath"]))
+                self._run_processing_container(job, local)
+                for output in job.processing_output_config.get("Outputs", []):
+                    target = output["S3Output"]
+                    folder = local(target["LocalPath"])
+                    if folder.exists():
+                        upload_folder(folder, target["S3Uri"])
+                job.processing_end_time = datetime.now(UTC)
+                job.processing_job_status = "Completed"
+                self.feed.emit("sagemaker", f"processing job {name} completed", job=name)
         except Exception as exc:
             self._fail(job, "processing_job_status", exc)
 
