@@ -3,6 +3,11 @@
 Runs as the pipeline's SageMaker Processing job (``python -m model.prepare``, paths under
 ``/opt/ml/processing``) and as ``safe-deploy data prepare``. Every row read is either kept or
 counted under exactly one drop reason, so ``rows_read == rows_kept + sum(dropped)``.
+
+The files are read a chunk at a time (Parquet by record batches, CSV in pieces cut at line ends)
+and the outputs appended to as each chunk is done, so a year of trips needs no more memory than a
+month. Each kept row goes to train, validation or test by a hash of its own values
+(``split_of``), which no chunking can change.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -53,8 +61,13 @@ OUTPUT_FILES = {
     "test": "test.csv",
     "baseline": "baseline.csv",
 }
+SPLIT_NAMES = ("train", "validation", "test")
 SUMMARY_FILE = "summary.json"
 US_TIMESTAMP = "%m/%d/%Y %I:%M:%S %p"
+# Rows read, derived, filtered and written at a time: what bounds preparation's memory.
+CHUNK_ROWS = 500_000
+HEAD_BYTES = 65536
+WRITE_BATCH_ROWS = 65536  # rows pyarrow formats at once (its default, 1,024, costs more per row)
 
 Progress = Callable[[str], None]
 
@@ -95,7 +108,7 @@ class PrepareSummary:
 
 @dataclass
 class _RawTrips:
-    """One source's rows as columns, before filtering."""
+    """Rows of one source as columns, before filtering: a whole file or a chunk of one."""
 
     pickup: np.ndarray  # datetime64[us], NaT where missing
     dropoff: np.ndarray
@@ -104,9 +117,29 @@ class _RawTrips:
     malformed: int
 
 
-def _detect_format(path: Path) -> str:
+@dataclass(frozen=True)
+class _Source:
+    """A file whose format and trip columns have been checked, not yet read."""
+
+    path: Path
+    format: str
+    taxi: str
+    pickup: str
+    dropoff: str
+    names: tuple[str, ...]  # every column, as the header or the schema names them
+    bytes_per_line: float  # CSV: the average line length of the file's first 64 KiB
+
+    @property
+    def wanted(self) -> list[str]:
+        return [self.pickup, self.dropoff, *RAW_NUMERIC_COLUMNS]
+
+
+def _head(path: Path) -> bytes:
     with path.open("rb") as handle:
-        head = handle.read(65536)
+        return handle.read(HEAD_BYTES)
+
+
+def _detect_format(path: Path, head: bytes) -> str:
     if head[:4] == b"PAR1":
         return "parquet"
     if b"\x00" in head:
@@ -129,10 +162,47 @@ def _pick_columns(path: Path, names: Sequence[str]) -> tuple[str, str, str]:
     return pickup, dropoff, taxi
 
 
+def _csv_names(path: Path) -> list[str]:
+    try:
+        names: list[str] = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="latin1"),  # any byte: names are ASCII
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
+        ).schema.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFileError(f"{path}: not a readable CSV or Parquet file ({first})") from exc
+    return names
+
+
+def _parquet_names(path: Path) -> list[str]:
+    try:
+        names: list[str] = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from exc
+    return names
+
+
+def _open_source(path: Path) -> _Source:
+    """Check that ``path`` is a trip file and find its columns, reading no more than its head."""
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    if path.stat().st_size == 0:  # said plainly: a reader's own words ("Empty CSV file") hide it
+        raise DataFileError(
+            f"{path} is empty (0 bytes): not a readable CSV or Parquet file, nothing to train on"
+        )
+    head = _head(path)
+    fmt = _detect_format(path, head)
+    names = _parquet_names(path) if fmt == "parquet" else _csv_names(path)
+    pickup, dropoff, taxi = _pick_columns(path, names)
+    bytes_per_line = len(head) / max(1, head.count(b"\n"))
+    return _Source(path, fmt, taxi, pickup, dropoff, tuple(names), bytes_per_line)
+
+
 def _coerce_strings(
     pickup: pa.Array, dropoff: pa.Array, numbers: dict[str, pa.Array]
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Slow path for files holding values that are not numbers or timestamps."""
+    """Slow path for chunks holding values that are not numbers or timestamps."""
 
     def text(column: pa.Array) -> pd.Series:
         return pd.Series(column.cast(pa.string()).to_pandas(), dtype="object")
@@ -184,69 +254,125 @@ def _from_table(table: pa.Table, pickup: str, dropoff: str, malformed: int) -> _
     )
 
 
-def _read_csv(path: Path) -> tuple[_RawTrips, str]:
-    try:
-        header = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding="latin1"),  # any byte: names are ASCII
-            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
-        ).schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataFileError(f"{path}: not a readable CSV or Parquet file ({first})") from exc
-    pickup, dropoff, taxi = _pick_columns(path, header)
-    wanted = [pickup, dropoff, *RAW_NUMERIC_COLUMNS]
-    malformed: list[int] = []
+def _blank_head(data: bytes) -> int:
+    """How many line ends ``data`` starts with."""
+    return len(data) - len(data.lstrip(b"\r\n"))  # lstrip copies only when there are some
+
+
+def _line_blocks(path: Path, block_bytes: int) -> Iterator[memoryview]:
+    """The file in pieces of about ``block_bytes`` that end at a line end (the last piece where
+    the file ends); the first piece reaches past the blank lines a reader skips to the header."""
+    start, size, header_seen = 0, block_bytes, False
+    with path.open("rb") as handle:
+        while True:
+            handle.seek(start)  # the line the last piece cut is read again, not copied over
+            data = handle.read(size)
+            if not data:
+                return
+            last = len(data) < size
+            end = len(data) if last else data.rfind(b"\n") + 1
+            if end == 0 or not (header_seen or last or _blank_head(data) < end):
+                size *= 2  # no whole line yet, or nothing but the blank lines before the header
+                continue
+            header_seen = True
+            yield memoryview(data)[:end]
+            start, size = start + end, block_bytes
+
+
+def _read_csv_block(source: _Source, block: memoryview, first: bool) -> _RawTrips:
+    """One piece of a CSV file; the first holds the header, the others are read by its names."""
+    malformed = 0
 
     def count_malformed(_row: object) -> str:
-        malformed.append(1)
+        nonlocal malformed
+        malformed += 1
         return "skip"
 
     def read(types: dict[str, pa.DataType], encoding: str = "utf8") -> pa.Table:
         return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=encoding),
+            pa.BufferReader(pa.py_buffer(block)),
+            read_options=pacsv.ReadOptions(
+                encoding=encoding, column_names=[] if first else list(source.names)
+            ),
             parse_options=pacsv.ParseOptions(invalid_row_handler=count_malformed),
             convert_options=pacsv.ConvertOptions(
-                include_columns=wanted,
+                include_columns=source.wanted,
                 column_types=types,
                 timestamp_parsers=[pacsv.ISO8601, US_TIMESTAMP],
             ),
         )
 
-    typed = {pickup: pa.timestamp("us"), dropoff: pa.timestamp("us")}
+    typed = {source.pickup: pa.timestamp("us"), source.dropoff: pa.timestamp("us")}
     typed.update({name: pa.float64() for name in RAW_NUMERIC_COLUMNS})
     try:
         table = read(typed)
     except (pa.ArrowInvalid, UnicodeDecodeError):
-        # Some value is not a number, a timestamp or even UTF-8: read everything as text (latin-1
-        # decodes any byte) and count the rows that do not parse.
-        malformed.clear()
-        table = read({name: pa.string() for name in wanted}, encoding="latin1")
-    return _from_table(table, pickup, dropoff, len(malformed)), taxi
+        # Some value is not a number, a timestamp or even UTF-8: read this piece as text (latin-1
+        # decodes any byte) and count the rows that do not parse. A row parses to the same
+        # values on either path, so which pieces take this one does not change the outputs.
+        malformed = 0
+        table = read({name: pa.string() for name in source.wanted}, encoding="latin1")
+    return _from_table(table, source.pickup, source.dropoff, malformed)
 
 
-def _read_parquet(path: Path) -> tuple[_RawTrips, str]:
+def _chunks(source: _Source, chunk_rows: int) -> Generator[_RawTrips, None, None]:
+    """The source's rows in file order, about ``chunk_rows`` at a time: Parquet by record batches
+    within each row group, CSV in pieces cut at line ends near ``chunk_rows`` lines of the file's
+    average length."""
+    if source.format == "parquet":
+        with pq.ParquetFile(source.path) as parquet:
+            # A row group at a time: asked for all of them at once, the reader buffers every
+            # group's column chunks ahead, and its memory grows with the file.
+            for group in range(parquet.num_row_groups):
+                batches = parquet.iter_batches(
+                    batch_size=chunk_rows, row_groups=[group], columns=source.wanted
+                )
+                for batch in batches:
+                    table = pa.Table.from_batches([batch])
+                    yield _from_table(table, source.pickup, source.dropoff, 0)
+        return
+    block_bytes = max(1, round(chunk_rows * source.bytes_per_line))
+    for index, block in enumerate(_line_blocks(source.path, block_bytes)):
+        yield _read_csv_block(source, block, first=index == 0)
+
+
+def _no_trips() -> _RawTrips:
+    never = np.array([], dtype="datetime64[us]")
+    numbers = {name: np.array([], dtype="float64") for name in RAW_NUMERIC_COLUMNS}
+    return _RawTrips(never, never, numbers, np.zeros(0, dtype=bool), 0)
+
+
+def _read_ahead(chunks: Generator[_RawTrips, None, None]) -> Generator[_RawTrips, None, None]:
+    """The chunks, each next one read on another thread while the caller works on this one:
+    parsing (pyarrow's threads) and writing (one thread) then share the cores."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-read")
     try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from exc
-    pickup, dropoff, taxi = _pick_columns(path, names)
-    table = pq.read_table(path, columns=[pickup, dropoff, *RAW_NUMERIC_COLUMNS])
-    return _from_table(table, pickup, dropoff, 0), taxi
+        upcoming = pool.submit(next, chunks, None)
+        while (chunk := upcoming.result()) is not None:
+            upcoming = pool.submit(next, chunks, None)
+            yield chunk
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the reader is idle before it is closed
+        chunks.close()
 
 
-def read_source(path: Path) -> tuple[_RawTrips, SourceSummary]:
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    if path.stat().st_size == 0:  # said plainly: a reader's own words ("Empty CSV file") hide it
-        raise DataFileError(
-            f"{path} is empty (0 bytes): not a readable CSV or Parquet file, nothing to train on"
-        )
-    fmt = _detect_format(path)
-    raw, taxi = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
+def _concatenate(parts: list[_RawTrips]) -> _RawTrips:
+    return _RawTrips(
+        pickup=np.concatenate([p.pickup for p in parts]),
+        dropoff=np.concatenate([p.dropoff for p in parts]),
+        numbers={n: np.concatenate([p.numbers[n] for p in parts]) for n in RAW_NUMERIC_COLUMNS},
+        unparsable=np.concatenate([p.unparsable for p in parts]),
+        malformed=sum(p.malformed for p in parts),
+    )
+
+
+def read_source(path: Path, chunk_rows: int = CHUNK_ROWS) -> tuple[_RawTrips, SourceSummary]:
+    """One file's rows, all of them in memory (``prepare`` reads a chunk at a time instead)."""
+    source = _open_source(path)
+    parts = list(_chunks(source, chunk_rows))
+    raw = _concatenate(parts or [_no_trips()])
     rows = len(raw.pickup) + raw.malformed
-    return raw, SourceSummary(str(path), fmt, taxi, rows, raw.malformed)
+    return raw, SourceSummary(str(path), source.format, source.taxi, rows, raw.malformed)
 
 
 def trips_table(path: Path) -> pd.DataFrame:
@@ -292,18 +418,133 @@ def _duration_minutes(raw: _RawTrips) -> np.ndarray:
     return minutes
 
 
-def _split_sizes(n: int) -> tuple[int, int, int]:
-    train = round(n * SPLIT_FRACTIONS[0])
-    validation = round(n * SPLIT_FRACTIONS[1])
-    return train, validation, n - train - validation
+# --- the split ----------------------------------------------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15  # splitmix64's increment and multipliers
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+# Where each split's share of [0, 1) ends: train below 0.80, validation below 0.95, test above.
+_SPLIT_BOUNDS = np.cumsum(SPLIT_FRACTIONS)[:-1]
 
 
-def _write_csv(path: Path, data: dict[str, np.ndarray], rows: np.ndarray, header: bool) -> None:
-    table = pa.table({name: data[name][rows] for name in COLUMNS})
-    with path.open("wb") as handle:
-        if header:  # written by hand: pyarrow quotes header names
-            handle.write((",".join(COLUMNS) + "\n").encode())
-        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False))
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place on uint64 (numpy wraps arrays' overflow silently)."""
+    values += np.uint64(_GAMMA)
+    values ^= values >> np.uint64(30)
+    values *= np.uint64(_MIX1)
+    values ^= values >> np.uint64(27)
+    values *= np.uint64(_MIX2)
+    values ^= values >> np.uint64(31)
+    return values
+
+
+def _seed_state(seed: int) -> np.uint64:
+    state = (seed + _GAMMA) & _MASK64
+    state = ((state ^ (state >> 30)) * _MIX1) & _MASK64
+    state = ((state ^ (state >> 27)) * _MIX2) & _MASK64
+    return np.uint64(state ^ (state >> 31))
+
+
+def split_of(kept: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    """Each kept row's split, 0 train, 1 validation, 2 test, from a hash of the row's values.
+
+    The float64 bits of the four output columns are mixed in turn (splitmix64, starting from the
+    seed's state) into a number in [0, 1), which falls in train's, validation's or test's share
+    of SPLIT_FRACTIONS. A row's split depends on nothing but its values and the seed: not on its
+    place in the file, how the file is read or what other rows there are, so a file read in any
+    chunks splits the same. Identical rows land in the same split, which keeps a trip repeated in
+    the data from being trained on and then tested on. The split sizes are the fractions only
+    approximately (a binomial draw per row); the summary counts them.
+    """
+    state = np.full(len(kept[LABEL]), _seed_state(seed), dtype=np.uint64)
+    for name in COLUMNS:
+        state ^= np.ascontiguousarray(kept[name], dtype=np.float64).view(np.uint64)
+        _splitmix64(state)
+    unit = (state >> np.uint64(11)).astype(np.float64) * 2.0**-53  # the top 53 bits
+    split: np.ndarray = np.searchsorted(_SPLIT_BOUNDS, unit, side="right").astype(np.int8)
+    return split
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _csv_bytes(columns: dict[str, np.ndarray], rows: np.ndarray) -> bytes:
+    table = pa.table({name: columns[name][rows] for name in COLUMNS})
+    sink = pa.BufferOutputStream()
+    options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
+    pacsv.write_csv(table, sink, options)
+    written: bytes = sink.getvalue().to_pybytes()
+    return written
+
+
+class _SplitFiles:
+    """The four output files, appended to a chunk at a time under temporary names and moved
+    into place only when every source has been read: a failed run leaves no partial outputs."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.made_dir = not out_dir.exists()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self.final = {name: out_dir / file for name, file in OUTPUT_FILES.items()}
+        self.partial = {
+            name: path.with_name(f".{path.name}.partial") for name, path in self.final.items()
+        }
+        self.handles: dict[str, BinaryIO] = {}
+        self.counts = dict.fromkeys(SPLIT_NAMES, 0)
+        try:
+            for name, path in self.partial.items():
+                self.handles[name] = path.open("wb")
+            for name in ("test", "baseline"):  # written by hand: pyarrow quotes header names
+                self.handles[name].write((",".join(COLUMNS) + "\n").encode())
+        except BaseException:
+            self.discard()
+            raise
+
+    def append(self, kept: dict[str, np.ndarray], split: np.ndarray) -> None:
+        for index, name in enumerate(SPLIT_NAMES):
+            rows = split == index
+            count = int(np.count_nonzero(rows))
+            if count == 0:
+                continue
+            text = _csv_bytes(kept, rows)
+            self.handles[name].write(text)
+            if name == "train":  # the baseline describes what the model was trained on
+                self.handles["baseline"].write(text)
+            self.counts[name] += count
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def commit(self) -> None:
+        self.close()
+        for name, path in self.partial.items():
+            path.replace(self.final[name])
+
+    def discard(self) -> None:
+        self.close()
+        for path in self.partial.values():
+            path.unlink(missing_ok=True)
+        if self.made_dir and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()
+
+
+def _kept_columns(raw: _RawTrips, dropped: dict[str, int]) -> dict[str, np.ndarray]:
+    """The chunk's kept rows as the output columns; every other row counted in ``dropped``."""
+    duration = _duration_minutes(raw)
+    reason = _first_reason(raw, duration)
+    counts = np.bincount(reason + 1, minlength=len(DROP_REASONS) + 1)
+    dropped["malformed_row"] += raw.malformed
+    for index, name in enumerate(DROP_REASONS[1:], start=1):
+        dropped[name] += int(counts[index + 1])
+    keep = reason == -1
+    return {
+        LABEL: raw.numbers["total_amount"][keep],
+        "duration_minutes": duration[keep],
+        "passenger_count": raw.numbers["passenger_count"][keep],
+        "trip_distance": raw.numbers["trip_distance"][keep],
+    }
 
 
 def prepare(
@@ -311,67 +552,65 @@ def prepare(
     out_dir: Path,
     seed: int = SPLIT_SEED,
     progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> PrepareSummary:
-    """Read, derive, filter, split and write; returns the accounting of every row."""
+    """Read, derive, filter, split and write; returns the accounting of every row.
+
+    The sources are read a chunk of about ``chunk_rows`` rows at a time, and each chunk's kept
+    rows are appended to the outputs before the next is read, so memory depends on the chunk
+    size, not on the size of the input. Within each output the rows keep their input order;
+    which output a row goes to is ``split_of`` its values.
+    """
     say = progress or (lambda _msg: None)
-    sources = list(sources)
-    if not sources:
+    paths = [Path(path) for path in sources]
+    if not paths:
         raise DataFileError("no source files given")
-    reads = []
-    for path in sources:
-        say(f"reading {path}")
-        reads.append(read_source(Path(path)))
-        say(f"  {reads[-1][1].rows_read:,} rows ({reads[-1][1].taxi}, {reads[-1][1].format})")
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    opened = [_open_source(path) for path in paths]  # every file checked before any is read
 
     dropped = dict.fromkeys(DROP_REASONS, 0)
-    kept_parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
-    for raw, source in reads:
-        dropped["malformed_row"] += source.malformed_rows
-        duration = _duration_minutes(raw)
-        reason = _first_reason(raw, duration)
-        counts = np.bincount(reason + 1, minlength=len(DROP_REASONS) + 1)
-        for index, name in enumerate(DROP_REASONS[1:], start=1):
-            dropped[name] += int(counts[index + 1])
-        keep = reason == -1
-        kept_parts[LABEL].append(raw.numbers["total_amount"][keep])
-        kept_parts["duration_minutes"].append(duration[keep])
-        kept_parts["passenger_count"].append(raw.numbers["passenger_count"][keep])
-        kept_parts["trip_distance"].append(raw.numbers["trip_distance"][keep])
-
-    data = {name: np.concatenate(parts) for name, parts in kept_parts.items()}
-    kept = len(data[LABEL])
-    rows_read = sum(s.rows_read for _, s in reads)
-    if rows_read == 0:  # "all 0 rows were dropped" would blame the filters for an empty file
-        raise DataFileError(
-            f"{', '.join(str(s) for s in sources)}: no trips (a header and no rows): "
-            "nothing to train on"
-        )
-    if kept == 0:
-        raise DataFileError(
-            f"no usable trips in {', '.join(str(s) for s in sources)}: all {rows_read:,} rows"
-            " were dropped"
-        )
-
-    order = np.random.default_rng(seed).permutation(kept)
-    n_train, n_validation, n_test = _split_sizes(kept)
-    parts = {
-        "train": order[:n_train],
-        "validation": order[n_train : n_train + n_validation],
-        "test": order[n_train + n_validation :],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries: list[SourceSummary] = []
     say(f"writing splits to {out_dir}")
-    _write_csv(out_dir / OUTPUT_FILES["train"], data, parts["train"], header=False)
-    _write_csv(out_dir / OUTPUT_FILES["validation"], data, parts["validation"], header=False)
-    _write_csv(out_dir / OUTPUT_FILES["test"], data, parts["test"], header=True)
-    _write_csv(out_dir / OUTPUT_FILES["baseline"], data, parts["train"], header=True)
+    files = _SplitFiles(out_dir)
+    try:
+        for source in opened:
+            say(f"reading {source.path}")
+            source_rows = malformed = 0
+            with closing(_read_ahead(_chunks(source, chunk_rows))) as chunks:
+                for raw in chunks:
+                    source_rows += len(raw.pickup) + raw.malformed
+                    malformed += raw.malformed
+                    kept = _kept_columns(raw, dropped)
+                    del raw  # the chunk's raw columns go before its outputs are formatted
+                    files.append(kept, split_of(kept, seed))
+            summaries.append(
+                SourceSummary(str(source.path), source.format, source.taxi, source_rows, malformed)
+            )
+            say(f"  {source_rows:,} rows ({source.taxi}, {source.format})")
+        rows_read = sum(s.rows_read for s in summaries)
+        kept_rows = sum(files.counts.values())
+        if rows_read == 0:  # "all 0 rows were dropped" would blame the filters for an empty file
+            raise DataFileError(
+                f"{', '.join(str(p) for p in paths)}: no trips (a header and no rows): "
+                "nothing to train on"
+            )
+        if kept_rows == 0:
+            raise DataFileError(
+                f"no usable trips in {', '.join(str(p) for p in paths)}: all {rows_read:,} rows"
+                " were dropped"
+            )
+    except BaseException:
+        files.discard()
+        raise
+    files.commit()
 
     summary = PrepareSummary(
-        sources=[s for _, s in reads],
+        sources=summaries,
         rows_read=rows_read,
-        rows_kept=kept,
+        rows_kept=kept_rows,
         dropped=dropped,
-        splits={"train": n_train, "validation": n_validation, "test": n_test},
+        splits=dict(files.counts),
         seed=seed,
         outputs={name: str(out_dir / file) for name, file in OUTPUT_FILES.items()},
     )
@@ -416,6 +655,7 @@ __all__ = [
     "PrepareSummary",
     "prepare",
     "read_source",
+    "split_of",
     "trips_table",
 ]
 

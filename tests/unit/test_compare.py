@@ -17,6 +17,7 @@ import pytest
 from pipeline_common.gate import (
     FARE_SHIFT,
     WITHIN,
+    WORSE,
     Comparison,
     Evaluation,
     GateRules,
@@ -233,7 +234,12 @@ def test_real_tlc_trips_are_not_taken_for_a_fare_change_by_a_synthetic_productio
 
     assert comparison["rows"] == verdict.rows_compared == 15
     assert abs(comparison["fare_shift"]) < 0.10
-    assert verdict.passed, verdict.summary
+    # Not stopped by the fare-shift rule: its bounds straddle zero and stay inside the limit.
+    assert comparison["fare_shift_lower"] < 0 < comparison["fare_shift_upper"]
+    assert verdict.rule in (WITHIN, WORSE), verdict.summary
+    # Judged by RMSE on these rows (which of two synthetic models wins on 15 real trips is
+    # chance), never by production's record from its own month.
+    assert verdict.champion_rmse_same_rows == comparison["champion_rmse"]
     assert "On the same 15 validation rows" in verdict.summary
 
 

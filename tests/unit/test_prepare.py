@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from model.errors import DataFileError
 from model.prepare import DROP_REASONS, prepare, trips_table
-from model.schema import COLUMNS
+from model.schema import COLUMNS, SPLIT_FRACTIONS
 from model.synth import write_trips
 from safe_deploy.cli import main
 from tests.support import (
@@ -190,16 +191,20 @@ def test_split_is_deterministic_and_follows_the_seed(small_month_csv: Path, tmp_
     )
 
 
-def test_split_is_80_15_5_and_matches_the_summary(small_month_csv: Path, tmp_path: Path) -> None:
+def test_split_is_about_80_15_5_and_matches_the_summary(
+    small_month_csv: Path, tmp_path: Path
+) -> None:
     summary = prepare([small_month_csv], tmp_path)
 
     sizes = {name: len(read_split(tmp_path, name)) for name in ("train", "validation", "test")}
     assert sizes == summary.splits
     assert sum(sizes.values()) == summary.rows_kept
     kept = summary.rows_kept
-    assert sizes["train"] / kept == pytest.approx(0.80, abs=0.001)
-    assert sizes["validation"] / kept == pytest.approx(0.15, abs=0.001)
-    assert sizes["test"] / kept == pytest.approx(0.05, abs=0.001)
+    # Each row's split is drawn from a hash of its values, so each size is a binomial draw: within
+    # four standard deviations of its fraction (about 2.3, 2.0 and 1.2 points on these rows).
+    for name, fraction in zip(("train", "validation", "test"), SPLIT_FRACTIONS, strict=True):
+        spread = 4 * math.sqrt(fraction * (1 - fraction) / kept)
+        assert sizes[name] / kept == pytest.approx(fraction, abs=spread), name
 
 
 def test_channels_are_headerless_label_first_and_test_baseline_have_the_header(
