@@ -87,14 +87,20 @@ def test_scores_the_test_split_in_batches_and_writes_plot_and_report(
 def test_scores_at_most_the_configured_number_of_rows(
     cloud: Cloud, endpoints: Endpoints, load_handler: Loader, context: FakeLambdaContext
 ) -> None:
-    write_test_split(cloud, 300)
+    trips = write_test_split(cloud, 300)
     endpoints.serve(EVENT["endpoint_name"])
     app = load_handler("test_dev_endpoint", MAX_TEST_ROWS="120")
 
     report = app.lambda_handler(EVENT, context)
 
     assert report["rows"] == 120
-    assert sum(len(c.rows) for c in endpoints.calls) == 120
+    scored = [row for call in endpoints.calls for row in call.rows]
+    assert len(scored) == 120
+    # Spread over the whole split (it keeps the month's order), not its first 120 rows.
+    positions = {tuple(features): index for index, (_, features) in enumerate(trips)}
+    taken = [positions[tuple(row)] for row in scored]
+    assert taken == sorted(taken)
+    assert taken[0] == 0 and taken[-1] >= 295
 
 
 def test_an_endpoint_that_answers_the_wrong_number_of_predictions_fails_the_run(

@@ -37,20 +37,24 @@ class DevTestReport:
 
 
 def read_test_split(text: str, limit: int) -> tuple[list[float], list[list[float]]]:
-    """Labels and features of ``test.csv`` (header, label first)."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header or header[0] != "total_amount":
+    """Labels and features of ``test.csv`` (header, label first): at most ``limit`` rows, evenly
+    spaced over the file. The split keeps the month's order, so its first rows would be its
+    first days; evenly spaced rows cover the whole month."""
+    if limit < 1:
+        raise ValueError(f"at least one test row must be scored, not {limit}")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or next(csv.reader([lines[0]]))[:1] != ["total_amount"]:
         raise ValueError("test.csv must start with a total_amount header")
+    body = lines[1:]
+    if not body:
+        raise ValueError("test.csv has no rows")
+    if len(body) > limit:
+        body = [body[i * len(body) // limit] for i in range(limit)]
     labels: list[float] = []
     rows: list[list[float]] = []
-    for record in reader:
-        if len(labels) >= limit:
-            break
+    for record in csv.reader(body):
         labels.append(float(record[0]))
         rows.append([float(v) for v in record[1:]])
-    if not rows:
-        raise ValueError("test.csv has no rows")
     return labels, rows
 
 
