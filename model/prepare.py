@@ -7,7 +7,8 @@ counted under exactly one drop reason, so ``rows_read == rows_kept + sum(dropped
 The files are read a chunk at a time (Parquet by record batches, CSV in pieces cut at line ends)
 and the outputs appended to as each chunk is done, so a year of trips needs no more memory than a
 month. Each kept row goes to train, validation or test by a hash of its own values
-(``split_of``), which no chunking can change.
+(``split_of``), which no chunking can change. The monitoring baseline is a sample of at most
+``BASELINE_ROWS`` train rows, drawn by another hash of each row's values (``baseline_key_of``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ US_TIMESTAMP = "%m/%d/%Y %I:%M:%S %p"
 CHUNK_ROWS = 500_000
 HEAD_BYTES = 65536
 WRITE_BATCH_ROWS = 65536  # rows pyarrow formats at once (its default, 1,024, costs more per row)
+# The most train rows baseline.csv holds. Of n sampled rows, each column's empirical CDF is within
+# sqrt(ln(2 / 0.001) / 2n) of the train split's everywhere with probability 0.999 (the DKW
+# inequality): 0.0062 at n = 100,000, a sixteenth of the monitor's drift threshold of 0.1.
+# docs/preparation.md, "The monitoring baseline", says more.
+BASELINE_ROWS = 100_000
 
 Progress = Callable[[str], None]
 
@@ -88,6 +94,8 @@ class PrepareSummary:
     rows_kept: int
     dropped: dict[str, int]
     splits: dict[str, int]
+    baseline_rows: int  # rows in baseline.csv: every train row, or a sample of baseline_sample_cap
+    baseline_sample_cap: int
     seed: int
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +111,8 @@ class PrepareSummary:
         out.append(
             "split: " + ", ".join(f"{name} {count:,}" for name, count in self.splits.items())
         )
+        train, cap = self.splits.get("train", 0), self.baseline_sample_cap
+        out.append(f"baseline: {self.baseline_rows:,} of {train:,} train rows (at most {cap:,})")
         return out
 
 
@@ -426,6 +436,10 @@ _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
 # Where each split's share of [0, 1) ends: train below 0.80, validation below 0.95, test above.
 _SPLIT_BOUNDS = np.cumsum(SPLIT_FRACTIONS)[:-1]
+# Mixed into the seed for the baseline sample's hash (sqrt(2)'s first 64 fraction bits, any
+# constant would do), so which train rows are sampled has nothing to do with the bits that put
+# them in train.
+_BASELINE_SALT = 0x6A09E667F3BCC908
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
@@ -446,6 +460,16 @@ def _seed_state(seed: int) -> np.uint64:
     return np.uint64(state ^ (state >> 31))
 
 
+def _row_hash(kept: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    """The float64 bits of the four output columns mixed in turn (splitmix64, starting from the
+    seed's state) into one uint64 per row."""
+    state = np.full(len(kept[LABEL]), _seed_state(seed), dtype=np.uint64)
+    for name in COLUMNS:
+        state ^= np.ascontiguousarray(kept[name], dtype=np.float64).view(np.uint64)
+        _splitmix64(state)
+    return state
+
+
 def split_of(kept: dict[str, np.ndarray], seed: int) -> np.ndarray:
     """Each kept row's split, 0 train, 1 validation, 2 test, from a hash of the row's values.
 
@@ -457,20 +481,77 @@ def split_of(kept: dict[str, np.ndarray], seed: int) -> np.ndarray:
     the data from being trained on and then tested on. The split sizes are the fractions only
     approximately (a binomial draw per row); the summary counts them.
     """
-    state = np.full(len(kept[LABEL]), _seed_state(seed), dtype=np.uint64)
-    for name in COLUMNS:
-        state ^= np.ascontiguousarray(kept[name], dtype=np.float64).view(np.uint64)
-        _splitmix64(state)
+    state = _row_hash(kept, seed)
     unit = (state >> np.uint64(11)).astype(np.float64) * 2.0**-53  # the top 53 bits
     split: np.ndarray = np.searchsorted(_SPLIT_BOUNDS, unit, side="right").astype(np.int8)
     return split
 
 
+# --- the monitoring baseline --------------------------------------------------------------------
+
+
+def baseline_key_of(rows: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    """Each row's key in the baseline sample's draw: the rows with the smallest keys are sampled.
+
+    The same mixing as ``split_of`` from another starting state, so a row's key depends on its
+    values and the seed alone, like its split, and is unrelated to the bits that chose its split.
+    """
+    return _row_hash(rows, seed ^ _BASELINE_SALT)
+
+
+class _BaselineSample:
+    """The ``size`` train rows with the smallest ``baseline_key_of`` seen so far (ties, which only
+    copies of one trip or a 64-bit collision make, to the earlier row), and where each was among
+    the train rows. Bottom-k sampling: the result is the same whatever chunks the rows came in,
+    and memory holds at most ``size`` rows between chunks, not the train split.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys = np.empty(0, dtype=np.uint64)
+        self.positions = np.empty(0, dtype=np.int64)
+        self.columns = {name: np.empty(0, dtype=np.float64) for name in COLUMNS}
+
+    def add(self, rows: dict[str, np.ndarray], keys: np.ndarray, first_position: int) -> None:
+        """Offer train rows whose positions run on from ``first_position``."""
+        offered = np.arange(len(keys), dtype=np.int64)
+        if len(self.keys) == self.size:  # full: only a key up to the largest held can get in
+            offered = np.flatnonzero(keys <= self.keys.max())
+        # Only the chunk's own smallest can be among the smallest of all: no other row is copied.
+        offered = offered[self._smallest(keys[offered], offered)]
+        if len(offered) == 0:
+            return
+        keys = np.concatenate([self.keys, keys[offered]])
+        positions = np.concatenate([self.positions, first_position + offered])
+        columns = {
+            name: np.concatenate([self.columns[name], rows[name][offered]]) for name in COLUMNS
+        }
+        chosen = self._smallest(keys, positions)
+        self.keys, self.positions = keys[chosen], positions[chosen]
+        self.columns = {name: column[chosen] for name, column in columns.items()}
+
+    def _smallest(self, keys: np.ndarray, positions: np.ndarray) -> np.ndarray | slice:
+        if len(keys) <= self.size:
+            return slice(None)
+        kth = np.partition(keys, self.size - 1)[self.size - 1]
+        below = np.flatnonzero(keys < kth)
+        tied = np.flatnonzero(keys == kth)
+        tied = tied[np.argsort(positions[tied], kind="stable")][: self.size - len(below)]
+        return np.concatenate([below, tied])
+
+    def csv_bytes(self) -> bytes:
+        """The sampled rows in input order, as the train split writes them."""
+        if len(self.keys) == 0:
+            return b""
+        order = np.argsort(self.positions)
+        return _csv_bytes({name: column[order] for name, column in self.columns.items()})
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _csv_bytes(columns: dict[str, np.ndarray], rows: np.ndarray) -> bytes:
-    table = pa.table({name: columns[name][rows] for name in COLUMNS})
+def _csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    table = pa.table({name: columns[name] for name in COLUMNS})
     sink = pa.BufferOutputStream()
     options = pacsv.WriteOptions(include_header=False, batch_size=WRITE_BATCH_ROWS)
     pacsv.write_csv(table, sink, options)
@@ -480,9 +561,13 @@ def _csv_bytes(columns: dict[str, np.ndarray], rows: np.ndarray) -> bytes:
 
 class _SplitFiles:
     """The four output files, appended to a chunk at a time under temporary names and moved
-    into place only when every source has been read: a failed run leaves no partial outputs."""
+    into place only when every source has been read: a failed run leaves no partial outputs.
+    The baseline's rows are known only once every train row has been offered to the sample, and
+    are written by ``write_baseline``."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, seed: int, baseline_rows: int) -> None:
+        self.seed = seed
+        self.baseline = _BaselineSample(baseline_rows)
         self.made_dir = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
@@ -507,11 +592,17 @@ class _SplitFiles:
             count = int(np.count_nonzero(rows))
             if count == 0:
                 continue
-            text = _csv_bytes(kept, rows)
-            self.handles[name].write(text)
+            part = {column: kept[column][rows] for column in COLUMNS}
+            self.handles[name].write(_csv_bytes(part))
             if name == "train":  # the baseline describes what the model was trained on
-                self.handles["baseline"].write(text)
+                keys = baseline_key_of(part, self.seed)
+                self.baseline.add(part, keys, first_position=self.counts["train"])
             self.counts[name] += count
+
+    def write_baseline(self) -> int:
+        """Write the sampled train rows; how many there are."""
+        self.handles["baseline"].write(self.baseline.csv_bytes())
+        return len(self.baseline.keys)
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -553,13 +644,16 @@ def prepare(
     seed: int = SPLIT_SEED,
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    baseline_rows: int = BASELINE_ROWS,
 ) -> PrepareSummary:
     """Read, derive, filter, split and write; returns the accounting of every row.
 
     The sources are read a chunk of about ``chunk_rows`` rows at a time, and each chunk's kept
     rows are appended to the outputs before the next is read, so memory depends on the chunk
     size, not on the size of the input. Within each output the rows keep their input order;
-    which output a row goes to is ``split_of`` its values.
+    which output a row goes to is ``split_of`` its values. ``baseline.csv`` holds the train rows
+    if there are at most ``baseline_rows`` of them, else the ``baseline_rows`` with the smallest
+    ``baseline_key_of``, in input order.
     """
     say = progress or (lambda _msg: None)
     paths = [Path(path) for path in sources]
@@ -567,12 +661,14 @@ def prepare(
         raise DataFileError("no source files given")
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
+    if baseline_rows < 1:
+        raise ValueError("baseline_rows must be at least 1")
     opened = [_open_source(path) for path in paths]  # every file checked before any is read
 
     dropped = dict.fromkeys(DROP_REASONS, 0)
     summaries: list[SourceSummary] = []
     say(f"writing splits to {out_dir}")
-    files = _SplitFiles(out_dir)
+    files = _SplitFiles(out_dir, seed, baseline_rows)
     try:
         for source in opened:
             say(f"reading {source.path}")
@@ -600,6 +696,7 @@ def prepare(
                 f"no usable trips in {', '.join(str(p) for p in paths)}: all {rows_read:,} rows"
                 " were dropped"
             )
+        sampled = files.write_baseline()
     except BaseException:
         files.discard()
         raise
@@ -611,6 +708,8 @@ def prepare(
         rows_kept=kept_rows,
         dropped=dropped,
         splits=dict(files.counts),
+        baseline_rows=sampled,
+        baseline_sample_cap=baseline_rows,
         seed=seed,
         outputs={name: str(out_dir / file) for name, file in OUTPUT_FILES.items()},
     )
@@ -636,10 +735,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input", nargs="+", default=["/opt/ml/processing/input/raw"])
     parser.add_argument("--output", default="/opt/ml/processing/output")
     parser.add_argument("--seed", type=int, default=SPLIT_SEED)
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=BASELINE_ROWS,
+        help="most train rows in baseline.csv (default: %(default)s)",
+    )
     parser.add_argument("--message-file", type=Path, default=EXIT_MESSAGE)
     args = parser.parse_args(argv)
+    if args.baseline_rows < 1:
+        parser.error("--baseline-rows must be at least 1")
     try:
-        summary = prepare(_expand(args.input), Path(args.output), args.seed, progress=print)
+        summary = prepare(
+            _expand(args.input),
+            Path(args.output),
+            args.seed,
+            progress=print,
+            baseline_rows=args.baseline_rows,
+        )
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         write_exit_message(str(exc), args.message_file)
@@ -649,10 +762,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "BASELINE_ROWS",
     "DROP_REASONS",
     "FEATURES",
     "SPLIT_SEED",
     "PrepareSummary",
+    "baseline_key_of",
     "prepare",
     "read_source",
     "split_of",

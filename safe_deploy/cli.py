@@ -63,11 +63,25 @@ def data() -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--seed", default=None, type=int, help="Split seed (default: the pipeline's).")
-def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> None:
+@click.option(
+    "--baseline-rows",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Most train rows sampled into baseline.csv (default: the pipeline's).",
+)
+def data_prepare(
+    sources: Sequence[Path], out_dir: Path, seed: int | None, baseline_rows: int | None
+) -> None:
     """Derive, filter and split TLC trip files (CSV or Parquet, green or yellow)."""
-    from model.prepare import SPLIT_SEED, prepare
+    from model.prepare import BASELINE_ROWS, SPLIT_SEED, prepare
 
-    summary = prepare(sources, out_dir, SPLIT_SEED if seed is None else seed, progress=say)
+    summary = prepare(
+        sources,
+        out_dir,
+        SPLIT_SEED if seed is None else seed,
+        progress=say,
+        baseline_rows=BASELINE_ROWS if baseline_rows is None else baseline_rows,
+    )
     table = Table(title="prepare summary", show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
@@ -77,6 +91,7 @@ def data_prepare(sources: Sequence[Path], out_dir: Path, seed: int | None) -> No
         table.add_row(Text(f"dropped: {reason}"), f"{count:,}")
     for name, count in summary.splits.items():
         table.add_row(Text(f"split: {name}"), f"{count:,}")
+    table.add_row("baseline rows", f"{summary.baseline_rows:,}")
     console.print(table)
     say(f"summary written to {out_dir / 'summary.json'}")
 
