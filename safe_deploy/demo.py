@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -37,15 +37,17 @@ from model.stats import DEFAULT_COMPARISON_THRESHOLD
 from model.synth import synth_trips, write_trips
 from safe_deploy import ops, samcli
 from safe_deploy.cli_models import models_table
+from safe_deploy.cli_status import timeline_table
 from safe_deploy.console import StageFailed, Stages, console
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
+from safe_deploy.localcloud.timeline.stages import FROM_APPROVAL
 from safe_deploy.localcloud.workdir import WorkdirError, claim, clear
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
 from safe_deploy.scenarios import SCENARIOS, Decision, Scenario
 from safe_deploy.target import Target
-from safe_deploy.traffic import Answer, LoadGenerator, TrafficLog, client_rides
+from safe_deploy.traffic import Answer, LoadGenerator, client_rides
 
 MONTH_ROWS = 120_000
 REVISION_HEADER = "X-Predict-Revision"
@@ -74,13 +76,89 @@ SCENARIO_PARAMETERS = {s.name: s.parameters for s in SCENARIOS.values() if s.par
 TRAINING_TIMEOUT = 180.0
 
 
+# What each chapter found, as the report and summary.json show it (their field names are the
+# summary's keys).
+@dataclass(frozen=True)
+class FirstPromotion:
+    """Month 1's model, approved by a person and released to production."""
+
+    model: str
+    endpoint: str | None  # production's, once it serves
+    sent: int  # client requests since it went live
+    failed: int
+
+
+@dataclass(frozen=True)
+class CanaryRelease:
+    """Month 2's model, released through the canary while clients called."""
+
+    model: str
+    blue: str | None  # the endpoint it replaced, now deleted
+    green: str
+    bake: dict[str, int]  # requests per endpoint while green baked
+    green_share: float  # percent of the bake's requests green answered
+    sent: int
+    failed: int
+    post_traffic: str | None  # the post-traffic hook's verdict
+    # from the approval to the first traffic shift, projected on AWS's timings (docs/timeline.md)
+    to_canary_aws_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """An approved version of the registry back in production, through the canary."""
+
+    execution: str  # the deploy state machine's
+    version: int
+    model: str
+    replaced: str | None  # the model that served before
+    requested_by: str
+    green: str
+    blue: str | None
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class CodeDeploy:
+    """A person's ``sam deploy`` of changed predict code, canaried, with the model unchanged."""
+
+    serving: str | None
+    revision: str | None  # what the new code answers in REVISION_HEADER
+    hook: str | None  # the pre-traffic hook's verdict
+    shifts: tuple[str, ...]  # CodeDeploy's traffic shifts
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """The monitoring run over drifted traffic."""
+
+    violations: tuple[dict[str, str], ...]
+    distances: dict[str, float]  # by feature
+
+
+@dataclass(frozen=True)
+class ScenarioOutcome:
+    """A month 2 that failed as its scenario says, with blue still serving."""
+
+    name: str
+    run: ops.Run
+    green: str
+    sent: int  # client requests during the promotion and rollback (none unless it was approved)
+    failed: int
+    explanation: str
+
+
 @dataclass
-class Outcome:
-    model_id: str
-    status: str
-    error: str | None
-    cause: str | None
-    traffic: TrafficLog | None = None
+class Results:
+    """The chapters that ran, in the story's order."""
+
+    first: FirstPromotion | None = None
+    canary: CanaryRelease | None = None
+    rollback: Rollback | None = None
+    code_deploy: CodeDeploy | None = None
+    drift: DriftCheck | None = None
+    scenario: ScenarioOutcome | None = None  # the latest
 
 
 @dataclass
@@ -92,7 +170,8 @@ class Demo:
     auto_approve: bool = True
     data: Path | None = None
     report: Report = field(init=False)
-    notes: dict[str, Any] = field(default_factory=dict)
+    results: Results = field(init=False, default_factory=Results)
+    seen_runs: set[str] = field(init=False, default_factory=set)  # each upload's run is a new one
 
     def __post_init__(self) -> None:
         self.report = Report(self.workdir / "report")
@@ -120,15 +199,14 @@ class Demo:
                 (
                     r
                     for r in ops.runs(self.target, 20)
-                    if r.started.timestamp() > time.time() - 60
-                    and r.name not in self.notes.setdefault("seen_runs", set())
+                    if r.started.timestamp() > time.time() - 60 and r.name not in self.seen_runs
                 ),
                 None,
             ),
             30,
             what="the pipeline to start",
         )
-        self.notes["seen_runs"].add(run.name)
+        self.seen_runs.add(run.name)
         self.stages.say(f"EventBridge started pipeline run {run.name}")
         return str(run.name)
 
@@ -240,7 +318,7 @@ class Demo:
         return f"run {run.name} ended {run.status} at {run.error}: {cause}"
 
     # ------------------------------------------------------------------ stage 1
-    def first_model(self) -> str:
+    def first_model(self) -> FirstPromotion:
         with self.stages.stage(
             "month 1: upload, retrain, gate, dev test, approval, first promotion"
         ):
@@ -271,16 +349,13 @@ class Demo:
                 f"(live -> version {release.live_version}); "
                 f"{log.sent} requests since it went live, {len(log.failed)} failed"
             )
-            self.notes["first"] = {
-                "model": model_id,
-                "endpoint": release.production_endpoint,
-                "sent": log.sent,
-                "failed": len(log.failed),
-            }
-            return model_id
+            self.results.first = FirstPromotion(
+                model_id, release.production_endpoint, log.sent, len(log.failed)
+            )
+            return self.results.first
 
     # ------------------------------------------------------------------ stage 2
-    def canary(self) -> str:
+    def canary(self) -> CanaryRelease:
         with self.stages.stage(
             "month 2: retrain, approve, canary 10% -> post-traffic hook -> 100%"
         ):
@@ -343,17 +418,32 @@ class Demo:
             traffic_split_png(
                 log.snapshot(), green, self.report.folder / "traffic_split.png", marks
             )
-            self.notes["canary"] = {
-                "model": model_id,
-                "blue": blue,
-                "green": green,
-                "bake": dict(during),
-                "green_share": share,
-                "sent": log.sent,
-                "failed": len(log.failed),
-                "post_traffic": hook_log,
-            }
-            return model_id
+            self.results.canary = CanaryRelease(
+                model_id,
+                blue,
+                green,
+                dict(during),
+                share,
+                log.sent,
+                len(log.failed),
+                hook_log,
+                self.show_timeline(model_id),
+            )
+            return self.results.canary
+
+    def show_timeline(self, model_id: str) -> float | None:
+        """The run's stages, local and projected on AWS; returns the projected minutes from the
+        approval to the first traffic shift."""
+        timeline = self.cloud.timeline_of(model_id)
+        console.print(timeline_table(timeline))
+        stage = timeline.stage(FROM_APPROVAL)
+        if stage is None or stage.projected is None:
+            return None
+        self.stages.say(
+            f"{stage.name}: {stage.local:.1f} s here, {stage.projected / 60:.1f} min on AWS "
+            "(projected; PromoteTestedEndpoint=true skips the green endpoint's creation)"
+        )
+        return round(stage.projected / 60, 2)
 
     # ------------------------------------------------------------------ stage 3
     def show_models(self) -> None:
@@ -384,7 +474,7 @@ class Demo:
             time.sleep(0.2)
         raise StageFailed("rollback", f"{name} did not end within {timeout:.0f}s")
 
-    def rollback(self) -> str:
+    def rollback(self) -> Rollback:
         """Production goes back to the model that served before, as ``safe-deploy rollback``
         does it: the deploy state machine releases its approved registry version, through the
         release lock, the stack update and CodeDeploy's canary, while clients keep calling."""
@@ -430,30 +520,31 @@ class Demo:
             self.show_models()
             if release.production_endpoint != green or log.failed:
                 raise StageFailed("rollback", "production is not back on the earlier model")
-            self.notes["rollback"] = {
-                "execution": name,
-                "version": package.version,
-                "model": package.model_id,
-                "replaced": serving.model_id if serving else None,
-                "requested_by": requested_by,
-                "green": green,
-                "blue": blue,
-                "sent": log.sent,
-                "failed": len(log.failed),
-            }
-            return name
+            self.results.rollback = Rollback(
+                execution=name,
+                version=package.version,
+                model=package.model_id,
+                replaced=serving.model_id if serving else None,
+                requested_by=requested_by,
+                green=green,
+                blue=blue,
+                sent=log.sent,
+                failed=len(log.failed),
+            )
+            return self.results.rollback
 
     # ------------------------------------------------------------------ stage 4
-    def code_deploy(self, project_root: Path) -> None:
+    def code_deploy(self, project_root: Path) -> CodeDeploy | None:
         """A person changes the predict function and deploys it with the real ``sam deploy``
         while a model serves: CloudFormation canaries the new code through CodeDeploy, the
-        hooks compare its answers with the current code's, and the model does not change."""
+        hooks compare its answers with the current code's, and the model does not change.
+        ``None`` when the SAM CLI is missing: the chapter is skipped."""
         with self.stages.stage(
             "a person changes the predict code and runs sam deploy: canaried, same model"
         ):
             if samcli.find(project_root) is None:
                 self.stages.say(f"{samcli.SAM} is missing (make tools): skipped")
-                return
+                return None
             serving = ops.release(self.target).production_endpoint
             stack = self.cloud.settings.stack_name
             # What `sam build` would package: the handler, changed to say its revision.
@@ -510,16 +601,13 @@ class Demo:
             )
             if (answer.status_code, revision, endpoint) != (200, "demo", serving):
                 raise StageFailed("sam deploy", "the new code does not serve the same model")
-            self.notes["code_deploy"] = {
-                "serving": serving,
-                "revision": revision,
-                "hook": verdict,
-                "shifts": [
-                    a.message
-                    for a in self.cloud.feed.items[since:]
-                    if a.source == "codedeploy" and "% of live" in a.message
-                ],
-            }
+            shifts = tuple(
+                a.message
+                for a in self.cloud.feed.items[since:]
+                if a.source == "codedeploy" and "% of live" in a.message
+            )
+            self.results.code_deploy = CodeDeploy(serving, revision, verdict, shifts)
+            return self.results.code_deploy
 
     def _hook_summary(self, logical_id: str) -> str | None:
         import json
@@ -541,7 +629,7 @@ class Demo:
         return endpoint_status(self.target.client("sagemaker"), name) is None
 
     # ------------------------------------------------------------------ stage 5
-    def drift(self) -> None:
+    def drift(self) -> DriftCheck:
         with self.stages.stage("drift: longer trips in production traffic, then a monitoring run"):
             rows = self.traffic_rows(2000, seed=13, drift="longer-trips")
             sent = failed = 0
@@ -578,18 +666,18 @@ class Demo:
             drift_png(
                 distances, DEFAULT_COMPARISON_THRESHOLD, self.report.folder / "drift_by_feature.png"
             )
-            self.notes["drift"] = {"violations": report.violations, "distances": distances}
+            self.results.drift = DriftCheck(tuple(report.violations), distances)
+            return self.results.drift
 
     # ------------------------------------------------------------------ stage 6
     def write_report(self) -> Path:
         with self.stages.stage("report"):
             artifacts = self.target.output("ArtifactBucketName")
             s3 = self.target.client("s3")
-            for model in (
-                self.notes.get("first", {}).get("model"),
-                self.notes.get("canary", {}).get("model"),
-            ):
-                if model:
+            first, canary, drift = self.results.first, self.results.canary, self.results.drift
+            for chapter in (first, canary):
+                if chapter is not None:
+                    model = chapter.model
                     key = f"{ModelResources(model).evaluation_prefix}actual_vs_predicted.png"
                     s3.download_file(
                         artifacts, key, str(self.report.folder / f"actual_vs_predicted_{model}.png")
@@ -603,27 +691,24 @@ class Demo:
                     f"champion: {release.champion}",
                 ],
             )
-            if "first" in self.notes:
-                first = self.notes["first"]
+            if first is not None:
                 self.report.image(
                     "First model: actual vs predicted (dev endpoint, test split)",
-                    f"actual_vs_predicted_{first['model']}.png",
+                    f"actual_vs_predicted_{first.model}.png",
                 )
-            if "canary" in self.notes:
-                canary = self.notes["canary"]
+            if canary is not None:
                 self.report.text(
                     "Canary",
                     [
-                        f"blue {canary['blue']} -> green {canary['green']}",
-                        f"during the bake: {canary['bake']} "
-                        f"({canary['green_share']:.1f}% on green)",
-                        f"post-traffic hook: {canary['post_traffic']}",
-                        f"{canary['sent']} client requests, {canary['failed']} failed",
+                        f"blue {canary.blue} -> green {canary.green}",
+                        f"during the bake: {canary.bake} ({canary.green_share:.1f}% on green)",
+                        f"post-traffic hook: {canary.post_traffic}",
+                        f"{canary.sent} client requests, {canary.failed} failed",
                     ],
                 )
                 self.report.image(
                     "Second model: actual vs predicted",
-                    f"actual_vs_predicted_{canary['model']}.png",
+                    f"actual_vs_predicted_{canary.model}.png",
                 )
                 self.report.image(
                     "Traffic split over time",
@@ -644,34 +729,39 @@ class Demo:
                     for p in ops.model_packages(self.target)
                 ],
             )
-            if "drift" in self.notes:
+            if drift is not None:
                 self.report.table(
                     "Drift violations",
                     ["feature", "check", "description"],
                     [
                         (v["feature_name"], v["constraint_check_type"], v["description"])
-                        for v in self.notes["drift"]["violations"]
+                        for v in drift.violations
                     ],
                 )
                 self.report.image("Drift by feature", "drift_by_feature.png")
-            save_json(
-                self.report.folder / "summary.json",
-                self.notes | {"seen_runs": sorted(self.notes.get("seen_runs", []))},
-            )
+            save_json(self.report.folder / "summary.json", self.summary())
             path = self.report.write("safe-deploy demo")
             self.stages.say(f"report: {path}")
             return path
 
-    # ------------------------------------------------------------------ scenarios
-    def scenario(self, name: str) -> str:
-        blue_model = self.first_model()
-        return self.failing_month(name, ModelResources(blue_model).prod_endpoint)
+    def summary(self) -> dict[str, Any]:
+        """summary.json: the pipeline runs the demo started, then what each chapter found."""
+        chapters = {f.name: getattr(self.results, f.name) for f in fields(self.results)}
+        return {"seen_runs": sorted(self.seen_runs)} | {
+            name: asdict(found) for name, found in chapters.items() if found is not None
+        }
 
-    def failing_month(self, name: str, blue: str) -> str:
-        """A month 2 that fails as the scenario says; returns the one-line explanation."""
+    # ------------------------------------------------------------------ scenarios
+    def scenario(self, name: str) -> ScenarioOutcome:
+        blue = self.first_model()
+        return self.failing_month(name, ModelResources(blue.model).prod_endpoint)
+
+    def failing_month(self, name: str, blue: str) -> ScenarioOutcome:
+        """A month 2 that fails as the scenario says, with its one-line explanation."""
         scenario = SCENARIOS[name]
         with self.stages.stage(f"scenario {name}: {scenario.description}"):
             traffic: LoadGenerator | None = None
+            restore: tuple[str, str] | None = None  # the hyperparameters the scenario replaced
             if scenario.hyperparameters:
                 ssm = self.target.client("ssm")
                 parameter = self.target.output("HyperparametersParameterName")
@@ -680,7 +770,7 @@ class Demo:
                 ssm.put_parameter(Name=parameter, Value=bad, Overwrite=True)
                 for key, given in scenario.hyperparameters.items():
                     self.stages.say(f"set the training hyperparameter {key} to {given!r}")
-                self.notes["restore"] = (parameter, value)
+                restore = (parameter, value)
             month = self.month(2, drift=scenario.drift)
             model_id = self.upload(month, f"raw/month2-{name}.csv")
             green = ModelResources(model_id).prod_endpoint
@@ -697,17 +787,18 @@ class Demo:
                 run = self.finish(model_id)
             log = traffic.stop() if traffic else None
             self.cloud.faults.clear()
-            if "restore" in self.notes:
-                parameter, value = self.notes.pop("restore")
+            if restore is not None:
+                parameter, value = restore
                 self.target.client("ssm").put_parameter(Name=parameter, Value=value, Overwrite=True)
             explanation = self.explain(run)
-            self.notes["scenario"] = {
-                "name": name,
-                "run": run,
-                "green": green,
-                "sent": log.sent if log else 0,
-                "failed": len(log.failed) if log else 0,
-            }
+            outcome = self.results.scenario = ScenarioOutcome(
+                name,
+                run,
+                green,
+                sent=log.sent if log else 0,
+                failed=len(log.failed) if log else 0,
+                explanation=explanation,
+            )
             self.stages.say(explanation)
             self.check_blue_serving(blue)
             if log is not None:
@@ -730,7 +821,7 @@ class Demo:
                 raise StageFailed(
                     name, f"the run stopped otherwise than the scenario says: {explanation}"
                 )
-            return explanation
+            return outcome
 
     def approve_with_fault(self, scenario: Scenario, link: str, green: str) -> LoadGenerator:
         """Clients call, green gets the scenario's fault (once the pre-traffic hook passed it,
@@ -840,7 +931,7 @@ def run_demo(
         )
         demo = Demo(cloud, target, stages, workdir, auto_approve, data)
         if scenario is not None:
-            return demo.scenario(scenario)
+            return demo.scenario(scenario).explanation
         demo.first_model()
         demo.canary()
         demo.rollback()

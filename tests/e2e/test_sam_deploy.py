@@ -17,7 +17,7 @@ import pytest
 
 from safe_deploy import ops
 from safe_deploy.demo import REVISION_HEADER, Demo, predict_revision
-from tests.e2e.conftest import live_version_endpoint, sagemaker_resources
+from tests.e2e.conftest import Story, live_version_endpoint, sagemaker_resources
 from tests.support_sam import built_project, run
 from tests.support_template import load_sam
 
@@ -106,10 +106,9 @@ def test_a_code_deploy_before_any_model_serves(demo: Demo, project: Path) -> Non
 
 
 def test_a_code_deploy_after_two_promotions_keeps_the_promoted_model(
-    demo: Demo, project: Path
+    demo: Demo, story: Story, project: Path
 ) -> None:
-    demo.first_model()
-    demo.canary()
+    story.canary()
     promoted = serving(demo)
     assert promoted == ops.release(demo.target).production_endpoint
     version_before, _, _ = live_version_endpoint(demo)
@@ -134,7 +133,10 @@ def test_a_code_deploy_after_two_promotions_keeps_the_promoted_model(
     assert answer.headers["X-SageMaker-Endpoint"] == promoted
 
 
-def test_a_guided_deploy_accepting_the_defaults_keeps_the_model(demo: Demo, project: Path) -> None:
+def test_a_guided_deploy_accepting_the_defaults_keeps_the_model(
+    demo: Demo, story: Story, project: Path
+) -> None:
+    story.first_model()  # a model serves
     promoted = serving(demo)
     parameters = len(load_sam()["Parameters"])
     # stack name, region, every parameter, then: confirm changes (N), allow role creation (Y),
@@ -148,9 +150,11 @@ def test_a_guided_deploy_accepting_the_defaults_keeps_the_model(demo: Demo, proj
     assert "ServingEndpoint" in saved  # saved as the guided deploy sent it: empty
 
 
-def test_a_stale_samconfig_never_changes_the_model(demo: Demo, project: Path) -> None:
+def test_a_stale_samconfig_never_changes_the_model(demo: Demo, story: Story, project: Path) -> None:
+    story.canary()  # month 1's endpoint is retired
     promoted = serving(demo)
-    retired = demo.notes["first"]["endpoint"]
+    retired = story.first_model().endpoint
+    assert retired is not None
     assert retired != promoted
     config = project / "samconfig.toml"
     text = config.read_text()

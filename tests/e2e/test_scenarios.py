@@ -9,10 +9,10 @@ from pipeline_common import registry
 from safe_deploy import ops
 from safe_deploy.demo import Demo
 from safe_deploy.scenarios import REGISTRY, Decision, Scenario
-from tests.e2e.conftest import live_version_endpoint, sagemaker_resources, subject_arrives
+from tests.e2e.conftest import Story, live_version_endpoint, sagemaker_resources, subject_arrives
 
-# Every scenario but approval-times-out (tests/e2e/test_approval_timeout.py: it needs a stack with
-# a short approval window).
+# Every scenario but approval-times-out: it needs a stack with a short approval window
+# (tests/approvals/test_local_timeout.py and tests/e2e/test_registry.py have one).
 CHOSEN = [s for s in REGISTRY if not s.parameters]
 APPROVED_BY = "approved by demo reviewer (--auto-approve)"
 
@@ -27,25 +27,19 @@ def registered(scenario: Scenario) -> tuple[str, str] | None:
     return (registry.APPROVED, APPROVED_BY)
 
 
-BLUE: dict[str, str] = {}
-
-
 @pytest.fixture
-def blue(demo: Demo) -> str:
-    if "endpoint" not in BLUE:
-        BLUE["endpoint"] = f"{demo.first_model()}-prod"
-    return BLUE["endpoint"]
+def blue(story: Story) -> str:
+    return f"{story.first_model().model}-prod"
 
 
 @pytest.mark.parametrize("scenario", CHOSEN, ids=lambda s: s.name)
 def test_scenario_ends_with_blue_serving(demo: Demo, blue: str, scenario: Scenario) -> None:
     version_before, _, _ = live_version_endpoint(demo)
-    demo.failing_month(scenario.name, blue)
-    result = demo.notes["scenario"]
+    result = demo.failing_month(scenario.name, blue)
 
-    assert result["run"].status == "FAILED"
-    assert result["run"].error == scenario.error
-    assert scenario.cause_holds in (result["run"].cause or "")
+    assert result.run.status == "FAILED"
+    assert result.run.error == scenario.error
+    assert scenario.cause_holds in (result.run.cause or "")
     assert ops.release(demo.target).production_endpoint == blue
     version, bound, routing = live_version_endpoint(demo)
     assert (version, bound) == (version_before, blue)
@@ -56,10 +50,10 @@ def test_scenario_ends_with_blue_serving(demo: Demo, blue: str, scenario: Scenar
         "models": [blue],
         "schedules": [f"{blue}-monitor"],
     }
-    assert result["failed"] == 0
+    assert result.failed == 0
     if scenario.needs_traffic:
-        assert result["sent"] > 50, "the canary and rollback were watched by client traffic"
-    model = result["green"].removesuffix("-prod")
+        assert result.sent > 50, "the canary and rollback were watched by client traffic"
+    model = result.green.removesuffix("-prod")
     assert subject_arrives(demo.cloud, model, "stopped")
 
     packages = {p.model_id: p for p in ops.model_packages(demo.target)}

@@ -1,9 +1,9 @@
-"""The demo story in the local cloud: S3 upload to a canaried, monitored production model."""
+"""The demo story in the local cloud: S3 upload to a canaried, monitored production model. Each
+test tells the story as far as it needs (``Story``), so it passes alone as in order."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pipeline_common import registry
 from pipeline_common.capture import parse_record
@@ -12,21 +12,18 @@ from safe_deploy import ops
 from safe_deploy.demo import ROLLBACK_REASON, Demo
 from safe_deploy.localcloud.cloud import LOCAL_OPERATOR_ARN
 from tests.e2e.conftest import (
-    ROOT,
+    Story,
     live_version_endpoint,
     outbox,
     sagemaker_resources,
     subject_arrives,
 )
 
-STATE: dict[str, Any] = {}
 
-
-def test_first_model_reaches_production_through_a_person(demo: Demo) -> None:
-    model = demo.first_model()
+def test_first_model_reaches_production_through_a_person(demo: Demo, story: Story) -> None:
+    first = story.first_model()
+    model = first.model
     endpoint = f"{model}-prod"
-    STATE["blue"] = endpoint
-    STATE["first"] = model
 
     release = ops.release(demo.target)
     assert release.production_endpoint == endpoint
@@ -44,19 +41,22 @@ def test_first_model_reaches_production_through_a_person(demo: Demo) -> None:
     assert approval["decided_by"] == "demo reviewer (--auto-approve)"
     assert subject_arrives(demo.cloud, "Approve fare model", model)
     assert subject_arrives(demo.cloud, f"Model {model} is in production")
-    assert demo.notes["first"]["failed"] == 0
+    assert first.failed == 0
 
 
-def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo) -> None:
-    model = demo.canary()
-    green, blue = f"{model}-prod", STATE["blue"]
-    canary = demo.notes["canary"]
+def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo, story: Story) -> None:
+    canary = story.canary()
+    model = canary.model
+    green, blue = f"{model}-prod", f"{story.first_model().model}-prod"
 
-    assert 3.0 <= canary["green_share"] <= 25.0, canary["bake"]
-    assert canary["failed"] == 0
-    assert canary["sent"] > 100
-    assert "API requests" in (canary["post_traffic"] or "")
+    assert 3.0 <= canary.green_share <= 25.0, canary.bake
+    assert canary.failed == 0
+    assert canary.sent > 100
+    assert "API requests" in (canary.post_traffic or "")
     assert demo.cloud.feed.find("codedeploy", "AfterAllowTraffic: Succeeded")
+    # green is made after the approval: AWS's 10 minutes of endpoint creation come before traffic
+    assert canary.to_canary_aws_minutes is not None
+    assert 10.0 <= canary.to_canary_aws_minutes <= 15.0, canary.to_canary_aws_minutes
 
     _, bound, routing = live_version_endpoint(demo)
     assert bound == green
@@ -92,8 +92,10 @@ def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo) -> None:
     assert all(float(r.output_data.strip()) > 0 for r in client_records)
 
 
-def test_each_promoted_candidate_is_an_approved_version_of_the_registry(demo: Demo) -> None:
-    first, second = STATE["first"], demo.notes["canary"]["model"]
+def test_each_promoted_candidate_is_an_approved_version_of_the_registry(
+    demo: Demo, story: Story
+) -> None:
+    first, second = story.first_model().model, story.canary().model
     packages = {p.model_id: p for p in ops.model_packages(demo.target)}
     assert set(packages) == {first, second}
     for model in (first, second):
@@ -114,20 +116,20 @@ def test_each_promoted_candidate_is_an_approved_version_of_the_registry(demo: De
     assert ops.serving_package_arn(demo.target) == packages[second].arn
 
 
-def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo) -> None:
+def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo, story: Story) -> None:
     """``rollback`` without a version: the one that left production last (month 1's) serves
     again, released by the deploy state machine from its package through CodeDeploy's canary
     and the hooks, while clients call; month 2's endpoint is retired, nothing retrained."""
-    first, second = STATE["first"], demo.notes["canary"]["model"]
+    first, second = story.first_model().model, story.canary().model
     shifted = len(demo.cloud.feed.find("codedeploy", "100% of live"))
     trainings = len(demo.cloud.feed.find("sagemaker", "training job"))
 
-    name = demo.rollback()
-    chapter = demo.notes["rollback"]
+    chapter = story.rollback()
+    name = chapter.execution
 
-    assert (chapter["model"], chapter["replaced"]) == (first, second)
-    assert chapter["failed"] == 0
-    assert chapter["sent"] > 20
+    assert (chapter.model, chapter.replaced) == (first, second)
+    assert chapter.failed == 0
+    assert chapter.sent > 20
     release = ops.release(demo.target)
     assert release.production_endpoint == f"{first}-prod"
     assert release.champion["model_id"] == first
@@ -169,23 +171,22 @@ def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo) -> No
     assert subject_arrives(demo.cloud, "Production rolled back to model", first)
 
 
-def test_a_persons_code_deploy_is_canaried_and_keeps_the_model(demo: Demo) -> None:
+def test_a_persons_code_deploy_is_canaried_and_keeps_the_model(demo: Demo, story: Story) -> None:
     """The demo's chapter with the real ``sam deploy``: the new code goes through CodeDeploy's
     canary (10%, then 100%), the hooks compare its answers with the current code's, and the
     model serving does not change."""
+    story.first_model()  # a model serves
     serving = ops.release(demo.target).production_endpoint
-    demo.code_deploy(ROOT)
-    chapter = demo.notes["code_deploy"]
-    assert chapter["serving"] == serving == ops.release(demo.target).production_endpoint
-    assert chapter["revision"] == "demo"
-    assert any("10% of live" in s for s in chapter["shifts"]), chapter["shifts"]
-    assert any("100% of live" in s for s in chapter["shifts"]), chapter["shifts"]
-    assert "as version" in (chapter["hook"] or ""), chapter["hook"]
+    chapter = story.code_deploy()
+    assert chapter.serving == serving == ops.release(demo.target).production_endpoint
+    assert chapter.revision == "demo"
+    assert any("10% of live" in s for s in chapter.shifts), chapter.shifts
+    assert any("100% of live" in s for s in chapter.shifts), chapter.shifts
+    assert "as version" in (chapter.hook or ""), chapter.hook
 
 
-def test_drifted_traffic_is_reported_by_feature(demo: Demo) -> None:
-    demo.drift()
-    violations = demo.notes["drift"]["violations"]
+def test_drifted_traffic_is_reported_by_feature(demo: Demo, story: Story) -> None:
+    violations = story.drift().violations
     drifted = {
         v["feature_name"]
         for v in violations
@@ -199,11 +200,15 @@ def test_drifted_traffic_is_reported_by_feature(demo: Demo) -> None:
     assert "trip_distance" in messages[-1]["message"]
 
 
-def test_report_folder_has_the_summary_and_plots(demo: Demo) -> None:
-    page = demo.write_report()
+def test_report_folder_has_the_summary_and_plots(story: Story) -> None:
+    page = story.report()
     folder = page.parent
     assert page.name == "index.html"
     assert "Traffic split over time" in page.read_text()
     for plot in ("traffic_split.png", "drift_by_feature.png"):
         assert (folder / plot).read_bytes().startswith(b"\x89PNG")
     assert len(list(folder.glob("actual_vs_predicted_*.png"))) == 2
+    summary = json.loads((folder / "summary.json").read_text())
+    assert story.first_model().model in summary["seen_runs"]
+    assert summary["canary"]["model"] == story.canary().model
+    assert summary["drift"]["violations"]

@@ -45,7 +45,7 @@ SUMMARY = pytest.StashKey[list[str]]()  # lines for the terminal report (see con
 def stage(demo: Demo) -> World:
     """A model in production (so /predict answers from it) and a second candidate waiting for a
     person (so the approval routes have a live link), in the demo's local cloud."""
-    first = demo.first_model()
+    first = demo.first_model().model
     second = demo.upload(demo.month(2))
     waiting = demo.follow(second, lambda run: run.step == "RequestApproval", TRAINING_TIMEOUT)
     if waiting.status != "RUNNING":

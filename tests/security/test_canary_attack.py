@@ -117,12 +117,12 @@ def test_an_attack_on_the_open_routes_during_a_canary_does_not_stop_it(
         statuses = attacker.stop()
 
     assert attacker.started.is_set()
-    assert second != first
+    assert second.model != first.model
     _, bound, routing = live_version_endpoint(demo)
-    assert bound == f"{second}-prod"
+    assert bound == f"{second.model}-prod"
     assert not routing.get("AdditionalVersionWeights")
-    assert ops.release(demo.target).production_endpoint == f"{second}-prod"
-    assert demo.notes["canary"]["failed"] == 0
+    assert ops.release(demo.target).production_endpoint == f"{second.model}-prod"
+    assert second.failed == 0
     assert demo.cloud.feed.find("codedeploy", "AfterAllowTraffic: Succeeded")
     assert not demo.cloud.feed.find("codedeploy", "rolled back")
 

@@ -32,12 +32,15 @@ FULL = "100% and clean-up"
 ROLLED_BACK = "rolled back and clean-up"
 
 
+FROM_APPROVAL = "approval → "  # the stages from the decision to the first traffic on green
+
+
 def to_canary(weight: float) -> str:
-    return f"approval → {weight:.0%} canary"
+    return f"{FROM_APPROVAL}{weight:.0%} canary"
 
 
-TO_FULL = "approval → 100% of traffic"
-TO_TRAFFIC = "approval → canary"  # no traffic shifted yet
+TO_FULL = f"{FROM_APPROVAL}100% of traffic"
+TO_TRAFFIC = f"{FROM_APPROVAL}canary"  # no traffic shifted yet
 AFTER_DECISION = "after the decision"
 
 
