@@ -100,7 +100,8 @@ def test_scores_at_most_the_configured_number_of_rows(
     positions = {tuple(features): index for index, (_, features) in enumerate(trips)}
     taken = [positions[tuple(row)] for row in scored]
     assert taken == sorted(taken)
-    assert taken[0] == 0 and taken[-1] >= 295
+    assert taken[0] == 0
+    assert taken[-1] >= 295
 
 
 def test_an_endpoint_that_answers_the_wrong_number_of_predictions_fails_the_run(
