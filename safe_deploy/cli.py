@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -38,7 +39,24 @@ USER_ERRORS = (
 
 
 class _Group(click.Group):
-    """Known failures end with one line on stderr, not a traceback."""
+    """Known failures end with one line on stderr, not a traceback. The operator commands are
+    loaded when used (:data:`safe_deploy.cli_ops.OPERATOR_COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from safe_deploy.cli_ops import OPERATOR_COMMANDS
+
+        return sorted([*super().list_commands(ctx), *OPERATOR_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from safe_deploy.cli_ops import OPERATOR_COMMANDS
+
+        if cmd_name in OPERATOR_COMMANDS and cmd_name not in self.commands:
+            module, attribute = OPERATOR_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command) or command.name != cmd_name:
+                raise TypeError(f"{OPERATOR_COMMANDS[cmd_name]} is not the command {cmd_name}")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -182,9 +200,12 @@ def monitor_command(
     baseline_dir: Path, captures: Sequence[Path], out_dir: Path, ground_truth: Sequence[Path]
 ) -> None:
     """Compare captured traffic with the baseline; write statistics and violations."""
+    import os
+
     from model.monitor import monitor
 
-    report = monitor(baseline_dir, captures, out_dir, ground_truth)
+    # Its own process, with no other threads: large captures may be read on every core.
+    report = monitor(baseline_dir, captures, out_dir, ground_truth, workers=os.cpu_count() or 1)
     print_monitoring(
         report.records, report.rows, report.malformed, report.violations, report.distances
     )
@@ -265,12 +286,3 @@ def demo(
         )
     else:
         console.print(Text.assemble(("demo complete", "green"), f"; report at {result}"))
-
-
-def _register_operator_commands() -> None:
-    from safe_deploy.cli_ops import register
-
-    register(main)
-
-
-_register_operator_commands()

@@ -11,12 +11,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+# boto3 and requests are imported where they are used: the command line imports this module for
+# every command, and commands that work on local files (monitor, data prepare) never need them.
+if TYPE_CHECKING:
+    import boto3
+    import requests
 
 LOCAL_CONNECTION = Path(".safe-deploy") / "local.json"
 
@@ -83,6 +84,10 @@ class Target:
         timeout: float = 30.0,
     ) -> requests.Response:
         """An API request signed with SigV4 (the API's AWS_IAM routes need it)."""
+        import requests
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
         url = f"{self.api_url}{path}"
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
         credentials = self.session.get_credentials()
@@ -97,6 +102,8 @@ class Target:
 
     @classmethod
     def stack(cls, stack_name: str, region: str | None = None) -> Target:
+        import boto3
+
         session = boto3.Session(region_name=region)
         cloudformation = session.client("cloudformation")
         try:
@@ -115,6 +122,9 @@ class Target:
                 f"no local cloud is running ({connection} is missing): start one with "
                 "`safe-deploy local up`, or pass --stack NAME for a deployed stack"
             )
+        import boto3
+        import requests
+
         data = json.loads(connection.read_text())
         try:
             requests.get(data["aws_endpoint_url"] + "/moto-api/", timeout=2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -15,8 +17,9 @@ from moto import mock_aws
 from model.schema import FEATURES
 from model.serve import FareModel
 from safe_deploy.cli import main
+from safe_deploy.cli_ops import OPERATOR_COMMANDS
 from safe_deploy.offline import serve_and_capture
-from tests.support import SPLIT_HEADER, read_json, validate
+from tests.support import REPO, SPLIT_HEADER, read_json, validate
 
 
 def _run(*args: str) -> Result:
@@ -201,3 +204,26 @@ def test_rotate_approval_key_needs_a_stack_or_a_local_cloud(
     result = CliRunner().invoke(main, ["rotate-approval-key"])
     assert result.exit_code == 1
     assert "safe-deploy local up" in result.stderr
+
+
+def test_every_operator_command_is_listed_and_runs_its_own_help() -> None:
+    """Operator commands load when used: each one named is found, under its own name."""
+    listed = _run("--help").stdout
+    for name in OPERATOR_COMMANDS:
+        assert f"  {name} " in listed
+        assert _run(name, "--help").stdout.startswith(f"Usage: main {name} ")
+
+
+def test_the_commands_on_local_files_start_without_boto3(tmp_path: Path) -> None:
+    """`monitor` and `data prepare` read local files: their start-up imports no AWS client
+    (about three quarters of the command line's import time before)."""
+    code = (
+        "import sys\n"
+        "from safe_deploy.cli import main\n"
+        "from model import monitor, prepare\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'requests') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.strip() == "[]", done.stdout
