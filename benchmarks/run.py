@@ -6,12 +6,16 @@
 1. **monitor** on ``--records`` captured records (one row each, in ``--capture-files`` JSON Lines
    objects laid out as SageMaker writes them), against a baseline built by the pipeline's own
    steps (synth, prepare, train, baseline on ``--baseline-rows`` trips). Timed on the same files
-   in the same run: the floor (read every file and ``orjson.loads`` every line, nothing else),
-   ``model.monitor.monitor`` end to end and its two parts (``read_capture``: files to columns;
-   ``analyse``: statistics, constraint checks and drift on those columns), and Evidently's
-   ``DataDriftPreset`` on the same four columns and rows, end to end (parse and DataFrame
-   included) and its report alone. Monitor's throughput is compared with Evidently's both ways:
-   end to end, and analysis only.
+   in the same run: the floor (read every file, pull every record's input and output ``data``
+   out with one regex scan, convert them to float columns with one ``numpy.fromstring``; no
+   check of the records), on one process and on every core; reading and ``orjson.loads`` of
+   every line; ``model.monitor.monitor`` in-process on one process and with the files read on
+   every core, and its two parts (``read_capture``: files to columns; ``analyse``: statistics,
+   constraint checks and drift); ``safe-deploy monitor`` end to end as new processes (bytecode
+   compiled, and as the environment has it), the imports alone, and ``python -m model.monitor``;
+   and Evidently's ``DataDriftPreset`` on the same four columns and rows, end to end (parse and
+   DataFrame included) and its report alone. Monitor's throughput is compared with Evidently's
+   both ways: end to end, and analysis only.
 2. **prepare** on a ``--rows``-row synthetic month as CSV and as Parquet, beside the floor
    (``pandas.read_csv`` / ``pandas.read_parquet`` of the same file alone).
 3. **train**: ``--train-rounds`` rounds on ``--train-rows`` rows with the default
@@ -24,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import itertools
 import math
+import multiprocessing
 import os
 import platform
+import re
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,8 +75,10 @@ DEFAULT_RESULTS = ROOT / "benchmarks" / "results.md"
 # Share of synthetic rows that prepare keeps (about 97.5%), with a margin, to size inputs.
 KEEP_RATE = 0.95
 TRAIN_FRACTION = 0.80
-MONITOR_FLOOR_TARGET = 3.0  # monitor within 3x of the time to read and parse the capture
-EVIDENTLY_TARGET = 10.0  # monitor at least 10x Evidently's throughput
+MONITOR_FLOOR_TARGET = 3.0  # monitor in-process within 3x of the floor (issue 2)
+COMMAND_FLOOR_TARGET = 1.5  # the monitor command, a new process, within 1.5x of it (issue 15)
+EVIDENTLY_TARGET = 10.0  # monitor at least 10x Evidently's throughput, end to end (issue 2)
+EVIDENTLY_ANALYSIS_TARGET = 4.0  # and 4x on the same parsed rows (issue 15; issue 2 asked 10x)
 EVIDENTLY_LONG_RUN = 60.0  # seconds: an Evidently run this long is not repeated
 
 T = TypeVar("T")
@@ -240,9 +250,35 @@ def write_capture(
 
 # --- 1. monitor ---------------------------------------------------------------------------------
 
+CAPTURE_DATA = re.compile(rb'"data":"([^"]*)"')
+
+
+def floor_file(path: Path) -> np.ndarray:
+    """The floor's work on one capture file: every record's input and output as one float row.
+
+    One regular-expression scan pulls out every ``"data":"..."`` string and checks nothing else
+    (it trusts every line to be a one-row CSV record, input before output); one
+    ``numpy.fromstring`` converts them all. Rows come out output first, as monitor's columns.
+    """
+    numbers = np.fromstring(b",".join(CAPTURE_DATA.findall(path.read_bytes())), sep=",")
+    width = len(COLUMNS)
+    return numbers.reshape(-1, width)[:, [width - 1, *range(width - 1)]]
+
+
+def floor_rows(files: Sequence[Path], processes: int) -> np.ndarray:
+    """The floor: the capture's numbers as float rows, by the least work that gets them right
+    for well-formed capture; with ``processes`` above one, files are shared out as monitor's
+    ``workers`` share them (a forked pool, started inside the timing)."""
+    if processes == 1:
+        parts = [floor_file(path) for path in files]
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            parts = pool.map(floor_file, files, chunksize=1)
+    return np.concatenate(parts)
+
 
 def read_and_parse(files: Sequence[Path]) -> int:
-    """The floor: read every capture file and parse every line as JSON, nothing else."""
+    """Read every capture file and parse every line as JSON, nothing else."""
     count = 0
     loads = orjson.loads
     for path in files:
@@ -250,6 +286,61 @@ def read_and_parse(files: Sequence[Path]) -> int:
             loads(line)
             count += 1
     return count
+
+
+def process_seconds(arguments: Sequence[str], environment: dict[str, str], repeat: int) -> float:
+    """The best wall-clock time of ``repeat`` new processes, after one untimed warm-up run (which
+    also writes the bytecode, where the environment lets it)."""
+
+    def once() -> float:
+        started = time.perf_counter()
+        done = subprocess.run(arguments, env=environment, capture_output=True, check=False)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{shlex.join(arguments)} failed:\n{done.stderr.decode()[-3000:]}")
+        return elapsed
+
+    once()
+    return min(once() for _ in range(repeat))
+
+
+def taking_turns(actions: Sequence[Callable[[], object]], rounds: int) -> list[float]:
+    """Each action's best wall-clock time over ``rounds`` rounds in which they take turns, so
+    that a change in the machine's load between measurements moves them all alike."""
+    best = [math.inf] * len(actions)
+    for _ in range(rounds):
+        for index, action in enumerate(actions):
+            started = time.perf_counter()
+            action()
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
+
+
+def bytecode_environment(folder: Path) -> dict[str, str]:
+    """This environment, with bytecode written to and read from a folder of the run's own: how a
+    user of an installed package runs the command (imports compiled once, not at every run)."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environment["PYTHONPYCACHEPREFIX"] = str(folder)
+    return environment
+
+
+def safe_deploy_command() -> list[str]:
+    """``safe-deploy`` as installed beside this interpreter (or its entry point, run as it runs)."""
+    script = Path(sys.executable).with_name("safe-deploy")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from safe_deploy.cli import main; main()"]
+
+
+def has_bytecode(source: str) -> bool:
+    """Whether a module's bytecode is where Python looks for it (beside its source, by default)."""
+    return Path(importlib.util.cache_from_source(source)).exists()
+
+
+def load_note(note: str = "") -> str:
+    """A row's note with the 1-minute load average as the measurement ended."""
+    load = f"load {os.getloadavg()[0]:.2f}"
+    return f"{note}; {load}" if note else load
 
 
 def capture_frame(files: Sequence[Path]) -> pd.DataFrame:
@@ -317,7 +408,10 @@ def bench_monitor(args: argparse.Namespace, work: Path, results: Results) -> Non
     features = traffic_features(args.records, work)
     predictions = FareModel.load(archive).predict(features)
     started = time.perf_counter()
-    files = write_capture(features, predictions, args.capture_files, work / "capture")
+    capture_dir = work / "capture"
+    write_capture(features, predictions, args.capture_files, capture_dir)
+    # In the order monitor reads a folder, so that every run below sums the same rows alike.
+    files = sorted(capture_dir.rglob("*.jsonl"))
     generated = time.perf_counter() - started
     del features, predictions
     size = f"{args.records:,} records, {len(files)} files, {megabytes(files):,.0f} MB"
@@ -325,52 +419,110 @@ def bench_monitor(args: argparse.Namespace, work: Path, results: Results) -> Non
     # The generator's output must be what the monitor reads as capture.
     first = parse_record(orjson.loads(files[0].read_bytes().split(b"\n", 1)[0]))
     assert first.input_data.count(",") == len(FEATURES) - 1
+    cores = os.cpu_count() or 1  # the processes the command reads with
 
-    say("monitor: floor (read + orjson.loads every line)")
-    floor, count = best_of(lambda: read_and_parse(files), args.repeat, warmup=1)
-    if count != args.records:
-        raise AssertionError(f"floor parsed {count:,} lines, expected {args.records:,}")
+    say("monitor: floor, 1 process (regex scan of the data fields, numpy.fromstring)")
+    floor, floor_values = best_of(lambda: floor_rows(files, 1), args.repeat, warmup=1)
+    if len(floor_values) != args.records:
+        raise AssertionError(f"the floor read {len(floor_values):,} rows of {args.records:,}")
     results.rows.append(
         Row(
             "monitor",
-            "floor: read files + `orjson.loads` every line",
+            "floor: read the files, pull every record's input and output `data` out with one"
+            " regex scan a file, convert them to float columns with one `numpy.fromstring`;"
+            " 1 process, no check of the records",
             size,
             floor,
+            args.records,
+            "records",
+            load_note(),
+        )
+    )
+    say(f"monitor: floor, {cores} processes")
+    floor_shared, _ = best_of(lambda: floor_rows(files, cores), args.repeat, warmup=1)
+    results.rows.append(
+        Row(
+            "monitor",
+            f"floor on {cores} processes (the files shared out by a forked pool, started inside"
+            " the timing)",
+            size,
+            floor_shared,
+            args.records,
+            "records",
+            load_note(f"{floor / floor_shared:.2f}x faster than on 1"),
+        )
+    )
+    say("monitor: read + orjson.loads every line")
+    json_seconds, count = best_of(lambda: read_and_parse(files), args.repeat, warmup=1)
+    if count != args.records:
+        raise AssertionError(f"parsed {count:,} lines, expected {args.records:,}")
+    results.rows.append(
+        Row(
+            "monitor",
+            "for comparison: read the files + `orjson.loads` every line (the floor of issue 2)",
+            size,
+            json_seconds,
             count,
             "records",
+            load_note(f"{json_seconds / floor:.2f}x the floor"),
         )
     )
 
-    say("monitor: model.monitor.monitor end to end")
-    elapsed, report = best_of(
-        lambda: monitor(baseline_dir, files, work / "monitoring"), args.repeat, warmup=1
-    )
+    say("monitor: model.monitor.monitor in-process, 1 process")
+    out = work / "monitoring"
+    elapsed, report = best_of(lambda: monitor(baseline_dir, [capture_dir], out), args.repeat, 1)
     if report.records != args.records or report.rows != args.records or report.malformed:
         raise AssertionError(f"monitor read {report.records:,} records, {report.malformed}")
     drift = ", ".join(report.drifted_features) or "none"
     results.rows.append(
         Row(
             "monitor",
-            "`model.monitor.monitor` end to end (parse + analysis + output files)",
+            "`model.monitor.monitor` in-process, 1 process (parse + analysis + output files)",
             size,
             elapsed,
             report.records,
             "records",
-            f"{elapsed / floor:.2f}x the floor; drift violations: {drift}",
+            load_note(f"{elapsed / floor:.2f}x the floor; drift violations: {drift}"),
+        )
+    )
+    say(f"monitor: model.monitor.monitor in-process, files read by {cores} processes")
+    shared, shared_report = best_of(
+        lambda: monitor(baseline_dir, [capture_dir], work / "monitoring-shared", workers=cores),
+        args.repeat,
+        warmup=1,
+    )
+    if shared_report != report:
+        raise AssertionError(f"monitor with {cores} workers differs from monitor with one")
+    results.rows.append(
+        Row(
+            "monitor",
+            f"`model.monitor.monitor` in-process, files read by {cores} processes (as the command"
+            " reads them)",
+            size,
+            shared,
+            report.records,
+            "records",
+            load_note(
+                f"{shared / floor:.2f}x the floor; {shared / floor_shared:.2f}x the floor on"
+                f" {cores} processes"
+            ),
         )
     )
     say("monitor: model.monitor.read_capture alone")
     reading, capture = best_of(lambda: read_capture(files, list(COLUMNS)), args.repeat, warmup=1)
+    for index, name in enumerate(COLUMNS):
+        if not np.array_equal(floor_values[:, index], capture.columns[name]):
+            raise AssertionError(f"the floor's {name} differs from monitor's")
     results.rows.append(
         Row(
             "monitor",
-            "of which parse: `model.monitor.read_capture` (read, JSON, check, merge, CSV to"
-            " columns)",
+            "of which parse: `model.monitor.read_capture`, 1 process (read, scan and check every"
+            " line, convert)",
             size,
             reading,
             capture.records,
             "records",
-            f"{reading / floor:.2f}x the floor",
+            load_note(f"{reading / floor:.2f}x the floor"),
         )
     )
     say("monitor: model.monitor.analyse alone")
@@ -387,18 +539,150 @@ def bench_monitor(args: argparse.Namespace, work: Path, results: Results) -> Non
             analysing,
             capture.rows,
             "rows",
-            "on read_capture's columns; output files not included",
+            load_note(
+                "on read_capture's columns; the rest of monitor's time (writing the output"
+                f" files) {max(elapsed - reading - analysing, 0):.3f} s"
+            ),
         )
     )
-    ratio = elapsed / floor
-    results.targets.append(
+
+    compiled = bytecode_environment(work / "pycache")
+    command = [
+        *safe_deploy_command(),
+        *("monitor", "--baseline", str(baseline_dir), str(capture_dir)),
+        *("--out", str(work / "command")),
+    ]
+    say("monitor: `safe-deploy monitor`, new processes, bytecode compiled")
+    command_seconds = process_seconds(command, compiled, args.repeat)
+    for name in ("statistics.json", "constraint_violations.json", "monitoring_report.json"):
+        if (work / "command" / name).read_bytes() != (out / name).read_bytes():
+            raise AssertionError(f"the command's {name} differs from monitor's in-process")
+    results.rows.append(
+        Row(
+            "monitor",
+            "`safe-deploy monitor` end to end: a new process, as a user runs it (bytecode"
+            " compiled, as an installed package has it)",
+            size,
+            command_seconds,
+            args.records,
+            "records",
+            load_note(
+                f"{command_seconds / floor:.2f}x the floor; {command_seconds / floor_shared:.2f}x"
+                f" the floor on {cores} processes"
+            ),
+        )
+    )
+    python = sys.executable
+    say("monitor: the command's imports alone")
+    started_alone = process_seconds([python, "-c", "pass"], compiled, args.repeat)
+    cli_alone = process_seconds([python, "-c", "import safe_deploy.cli"], compiled, args.repeat)
+    imports = process_seconds(
+        [python, "-c", "import safe_deploy.cli, model.monitor"], compiled, args.repeat
+    )
+    results.rows.append(
+        Row(
+            "monitor",
+            "of which start and imports: `python -c 'import safe_deploy.cli, model.monitor'`",
+            "no data",
+            imports,
+            1,
+            "runs",
+            load_note(
+                f"the interpreter alone {started_alone:.3f} s; `import safe_deploy.cli` alone"
+                f" {cli_alone:.3f} s (click, rich and the commands' definitions);"
+                f" model.monitor adds {imports - cli_alone:.3f} s (numpy, orjson); the command's"
+                f" work after them {command_seconds - imports:.3f} s"
+                f" ({(command_seconds - imports) / floor:.2f}x the floor)"
+            ),
+        )
+    )
+    job = [
+        *(python, "-m", "model.monitor", "--baseline", str(baseline_dir)),
+        *("--input", str(capture_dir), "--output", str(work / "job")),
+    ]
+    say("monitor: python -m model.monitor, new processes")
+    job_seconds = process_seconds(job, compiled, args.repeat)
+    results.rows.append(
+        Row(
+            "monitor",
+            "`python -m model.monitor` end to end: the processing job's entry point, the same"
+            " monitor without the command line's imports (bytecode compiled)",
+            size,
+            job_seconds,
+            args.records,
+            "records",
+            load_note(f"{job_seconds / floor:.2f}x the floor"),
+        )
+    )
+    bytecode = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "not set"
+    say("monitor: `safe-deploy monitor`, new processes, bytecode as this environment has it")
+    as_is = process_seconds(command, dict(os.environ), args.repeat)
+    results.rows.append(
+        Row(
+            "monitor",
+            "`safe-deploy monitor` end to end, bytecode as this environment has it",
+            size,
+            as_is,
+            args.records,
+            "records",
+            load_note(
+                f"PYTHONDONTWRITEBYTECODE {bytecode}; numpy's bytecode"
+                f" {'present' if has_bytecode(np.__file__) else 'absent'}"
+                f"; {as_is / floor:.2f}x the floor"
+            ),
+        )
+    )
+
+    rounds = max(args.repeat, 5)
+    say(f"monitor: the floor, read_capture and the command taking turns, {rounds} rounds")
+
+    def run_command() -> None:
+        subprocess.run(command, env=compiled, capture_output=True, check=True)
+
+    turn_floor, turn_reading, turn_command = taking_turns(
+        [lambda: floor_rows(files, 1), lambda: read_capture(files, list(COLUMNS)), run_command],
+        rounds,
+    )
+    ratio = turn_command / turn_floor
+    turns = f"taking turns, best of {rounds}"
+    results.targets += [
         (
-            "monitor within 3x of the floor",
-            f"monitor / floor = {ratio:.2f}x",
+            "`safe-deploy monitor` end to end (a new process, bytecode compiled) within 1.5x the"
+            " floor on 1 process",
+            f"command {turn_command:.2f} s / floor {turn_floor:.2f} s = {ratio:.2f}x ({turns})",
+            f"<= {COMMAND_FLOOR_TARGET:g}x",
+            ratio <= COMMAND_FLOOR_TARGET,
+        ),
+        (
+            "`safe-deploy monitor` end to end within 1.5x the fastest correct parse built here"
+            " (`read_capture`, 1 process: the scan that checks every byte of a record's layout)",
+            f"command {turn_command:.2f} s / read_capture {turn_reading:.2f} s ="
+            f" {turn_command / turn_reading:.2f}x ({turns})",
+            f"<= {COMMAND_FLOOR_TARGET:g}x",
+            turn_command / turn_reading <= COMMAND_FLOOR_TARGET,
+        ),
+        (
+            "monitor in-process, 1 process, within 3x the floor",
+            f"monitor / floor = {elapsed / floor:.2f}x",
             f"<= {MONITOR_FLOOR_TARGET:g}x",
-            ratio <= MONITOR_FLOOR_TARGET,
+            elapsed / floor <= MONITOR_FLOOR_TARGET,
+        ),
+    ]
+    if ratio > COMMAND_FLOOR_TARGET:
+        results.notes.append(
+            f"Taking turns with the floor, the command took {turn_command:.2f} s, {ratio:.2f}x"
+            f" the floor ({turn_floor:.2f} s on 1 process). Starting Python and"
+            f" importing take {imports:.2f} s of it (`import safe_deploy.cli` alone"
+            f" {cli_alone:.2f} s: click, rich and the commands' definitions; the operator"
+            f" commands, with boto3, load only when run). The rest is the checks the floor does"
+            " not make: the floor's pattern only finds `data` fields and trusts every line,"
+            " while monitor's scan matches every byte of each record's layout, so that a record"
+            " it reads is one the full JSON parse would read the same way. On 1 process that"
+            f" checked parse (`read_capture`) took {turn_reading:.2f} s,"
+            f" {turn_reading / turn_floor:.2f}x the floor; `python -m model.monitor`, the"
+            " processing job's entry point, took"
+            f" {job_seconds:.2f} s ({job_seconds / floor:.2f}x)."
         )
-    )
 
     if args.no_evidently:
         results.notes.append("Evidently skipped (--no-evidently).")
@@ -458,26 +742,28 @@ def bench_monitor(args: argparse.Namespace, work: Path, results: Results) -> Non
     )
     results.targets += [
         (
-            "monitor at least 10x Evidently's throughput, end to end (parse + analysis, both)",
+            "monitor at least 10x Evidently's throughput, end to end (parse + analysis, both;"
+            " monitor in-process, 1 process)",
             f"Evidently / monitor time = {end_to_end:.2f}x",
             f">= {EVIDENTLY_TARGET:g}x",
             end_to_end >= EVIDENTLY_TARGET,
         ),
         (
-            "monitor at least 10x Evidently's throughput, analysis only (same rows, parsed)",
+            "monitor at least 4x Evidently's throughput, analysis only (same rows, parsed)",
             f"Evidently / monitor time = {analysis_only:.1f}x",
-            f">= {EVIDENTLY_TARGET:g}x",
-            analysis_only >= EVIDENTLY_TARGET,
+            f">= {EVIDENTLY_ANALYSIS_TARGET:g}x (issue 2 asked 10x)",
+            analysis_only >= EVIDENTLY_ANALYSIS_TARGET,
         ),
     ]
     needed = best.seconds / EVIDENTLY_TARGET
-    if needed < floor:
+    if end_to_end < EVIDENTLY_TARGET:
         results.notes.append(
             f"End to end, {EVIDENTLY_TARGET:g}x Evidently's throughput would need monitor to finish"
-            f" in {needed:.2f} s: {floor / needed:.1f}x faster than reading and json-parsing the"
-            f" same files alone (the floor, {floor:.2f} s), which Evidently's run also pays. The"
-            " end-to-end ratio is bounded by the parsing both sides share; the analysis-only"
-            " ratio compares what differs."
+            f" in {needed:.2f} s, {floor / needed:.2f}x the speed of the floor ({floor:.2f} s:"
+            f" reading the files and converting their numbers, no check); Evidently's own parse"
+            f" (orjson, then pyarrow) takes {best.parse_seconds:.2f} s. The end-to-end ratio is"
+            " bounded by the parsing both sides need; the analysis-only ratio compares what"
+            " differs."
         )
     results.notes.append(
         "Evidently's reference rows (baseline.csv) are read before its timer starts; its current"
@@ -630,10 +916,12 @@ def markdown(
         f"- load average (1, 5, 15 min): {load_before} at the start, {load_average()} at the end",
         f"- packages: {versions()}",
         f"- threads: {threading_settings()}",
-        f"- timing: wall clock, the best of several runs: monitor, its floor, read_capture and"
-        f" analyse one warm-up then best of {args.repeat}; Evidently a warm-up on 10,000 rows then"
-        f" best of {args.repeat} (one run if it takes {EVIDENTLY_LONG_RUN:g} s or more), its"
-        f" analysis the best of the same runs; prepare and its floors best of {args.repeat}; train"
+        f"- timing: wall clock, the best of several runs: monitor, its floors, read_capture and"
+        f" analyse one warm-up then best of {args.repeat}; the monitor command and the other new"
+        f" processes one warm-up run then best of {args.repeat}; Evidently a warm-up on 10,000"
+        f" rows then best of {args.repeat} (one run if it takes {EVIDENTLY_LONG_RUN:g} s or"
+        f" more), its analysis the best of the same runs; prepare and its floors best of"
+        f" {args.repeat}; train"
         f" best of {args.train_repeat}",
         "",
         "| benchmark | measurement | size | seconds | throughput | notes |",
@@ -705,6 +993,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def other_sections(path: Path) -> str:
+    """The sections other benchmarks wrote after this one's (``## ...`` onward), as they are."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
@@ -727,7 +1024,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(results, args, command, load_before, time.perf_counter() - started)
     print(table)
     if args.out is not None:
-        args.out.write_text(table)
+        args.out.write_text(table + other_sections(args.out))
         say(f"wrote {args.out}")
     return 0
 
