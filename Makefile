@@ -82,6 +82,13 @@ $(PY312_VENV)/.synced: $(UV) pyproject.toml uv.lock
 test-py312: $(PY312_VENV)/.synced ## the handlers' tests on Python 3.12 (Lambda's runtime)
 	$(PY312_VENV)/bin/python -m pytest tests/handlers -q -p no:cacheprovider
 
+# The fast tier: tests that start no local cloud and run no whole tool (those are marked slow).
+CHECK_TESTS := tests/unit tests/asl tests/template tests/iam tests/handlers
+
+.PHONY: check
+check: lint tools ## the fast tier: lint, then the tests that start no local cloud and no whole tool (unit, state machines, template, IAM, handlers)
+	$(RUN) pytest -q -p no:cacheprovider -m "not slow" $(CHECK_TESTS)
+
 .PHONY: test
 test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
 	$(RUN) pytest

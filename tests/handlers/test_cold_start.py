@@ -21,7 +21,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.cold_start import OVER_FLOOR_BUDGET, PREDICT, ROOT, import_bench
+
+pytestmark = pytest.mark.slow
 
 FIRST_ROUNDS = 5
 MOST_ROUNDS = 15

@@ -19,6 +19,8 @@ import pytest
 
 from tests.support_template import REPO, load_sam
 
+pytestmark = pytest.mark.slow
+
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
 
 

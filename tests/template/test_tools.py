@@ -19,6 +19,8 @@ from tests.support_iam import function_source
 from tests.support_sam import built
 from tests.support_template import REPO, load_sam, resources_of_type
 
+pytestmark = pytest.mark.slow
+
 SAM = REPO / ".tools" / "sam" / "bin" / "sam"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 PYTHON312_DIR = REPO / "scripts" / "python312-dir"
