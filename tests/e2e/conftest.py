@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,16 @@ def start_demo(workdir: Path, overrides: dict[str, str] | None = None) -> tuple[
     connection = workdir / "local.json"
     cloud.write_connection_file(connection)
     return cloud, Demo(cloud, Target.local_cloud(connection), Stages(), workdir)
+
+
+@contextmanager
+def running_demo(workdir: Path, overrides: dict[str, str] | None = None) -> Iterator[Demo]:
+    """A demo on a local cloud of its own, stopped on the way out."""
+    cloud, story = start_demo(workdir, overrides)
+    try:
+        yield story
+    finally:
+        cloud.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,15 @@ from pipeline_common.layout import ModelResources
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import sagemaker_resources, start_demo
+from tests.e2e.conftest import running_demo, sagemaker_resources
 
 PROMOTE = {"PromoteTestedEndpoint": "true", "ProdMinInstances": "2", "ProdMaxInstances": "3"}
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, story = start_demo(tmp_path_factory.mktemp("promote-tested"), PROMOTE)
-    try:
+    with running_demo(tmp_path_factory.mktemp("promote-tested"), PROMOTE) as story:
         yield story
-    finally:
-        cloud.stop()
 
 
 @pytest.fixture(scope="module")

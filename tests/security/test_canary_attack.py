@@ -24,7 +24,7 @@ import requests
 from safe_deploy import ops
 from safe_deploy.demo import Demo
 from safe_deploy.localcloud.cloud import LocalCloud
-from tests.e2e.conftest import live_version_endpoint, start_demo
+from tests.e2e.conftest import live_version_endpoint, running_demo
 
 # A few attackers are enough to exceed a reservation of one (so API Gateway throttles some of
 # their requests into 500s) while leaving the two cores of a test machine to the clients.
@@ -34,11 +34,8 @@ RESERVATION = {"ApprovalApiReservedConcurrency": "1"}
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, story = start_demo(tmp_path_factory.mktemp("canary-attack"), RESERVATION)
-    try:
+    with running_demo(tmp_path_factory.mktemp("canary-attack"), RESERVATION) as story:
         yield story
-    finally:
-        cloud.stop()
 
 
 class Attacker:
