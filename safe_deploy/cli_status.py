@@ -190,6 +190,8 @@ def run_block(run: ops.Run) -> Panel:
     rows.add_column(style="dim", no_wrap=True)
     rows.add_column(overflow="fold")
     rows.add_row("source", Text(_source(run)))
+    if run.data.get("months", 1) > 1:  # one month is the source alone
+        rows.add_row("data", Text(_data(run.data)))
     rows.add_row(
         "started",
         Text(when(run.started) + (f", stopped {when(run.stopped)}" if run.stopped else "")),
@@ -220,6 +222,19 @@ def _source(run: ops.Run) -> str:
     if source.get("version_id"):
         text += f", version {source['version_id']}"
     return text + (f" ({run.trigger})" if run.trigger else "")
+
+
+def _data(data: dict[str, Any]) -> str:
+    """The files the run prepared and trained on: months, then each key at its version."""
+    months = data.get("months_covered") or []
+    head = f"{data.get('months', 1)}-month window"
+    if months:
+        head += f": {', '.join(months)}"
+    lines = [f"{head} ({data.get('note', '')})"]
+    for file in data.get("files", []):
+        version = f", version {file['version_id']}" if file.get("version_id") else ""
+        lines.append(f"  {file.get('key')}{version}")
+    return "\n".join(lines)
 
 
 def production_model(champion: dict[str, Any]) -> str:

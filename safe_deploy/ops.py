@@ -74,6 +74,7 @@ class Run:
     cause: str | None = None
     approval: dict[str, Any] | None = None
     source: dict[str, Any] = field(default_factory=dict)  # bucket, key, version_id: the upload
+    data: dict[str, Any] = field(default_factory=dict)  # the training window (start_training)
     trigger: str | None = None  # "new data" or "drift alarm"
     failed_at: str | None = None  # the state that failed, not the failure handling after it
     promotion_step: str | None = None  # while DeployToProduction runs: the deploy machine's step
@@ -228,6 +229,7 @@ def describe_run(target: Target, sfn: Any, name: str, arn: str) -> Run:
         error=described.get("error"),
         cause=described.get("cause"),
         source=dict(given.get("source") or {}),
+        data=dict(given.get("data") or {}),
         trigger=given.get("reason"),
     )
     run.evaluation, run.test = candidate_in(_json(described.get("output")))

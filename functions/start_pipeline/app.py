@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_common.observability import logger, metrics, tracer
 from pipeline_common.pipeline import (
     ALARM_STATE_CHANGE,
+    RunData,
     drift_salt,
     newest_raw_object,
     object_from_event,
@@ -44,9 +45,11 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         obj, reason, salt = object_from_event(s3_event), "new data", None
     started = start_training(
         SFN,
+        S3,
         SETTINGS.training_state_machine_arn,
         SETTINGS.name_prefix,
         obj,
+        RunData(SETTINGS.artifact_bucket, SETTINGS.training_window_months),
         reason,
         salt,
         delivery_id=context.aws_request_id,

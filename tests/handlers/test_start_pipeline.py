@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pipeline_common.layout import model_id_for
+from pipeline_common.settings import SettingsError
 
 from tests.handlers.conftest import Cloud, FakeLambdaContext, Loader, emf_metrics, load_event
 
@@ -201,3 +202,89 @@ def test_drift_alarm_without_any_trip_data_fails_loudly(
     with pytest.raises(LookupError, match=r"no trip data under s3://.*/raw/"):
         app.lambda_handler(load_event("start_pipeline_drift_alarm"), context)
     assert executions(cloud) == []
+
+
+def _month(number: int) -> bytes:
+    return TRIPS + f"2,2018-{number:02d}-01 00:00:00,2018-{number:02d}-01 00:12:00,1,2.5\n".encode()
+
+
+def test_a_window_of_months_is_copied_at_its_versions_and_recorded_in_the_run(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    app = load_handler("start_pipeline", TRAINING_WINDOW_MONTHS="2")
+    artifacts = cloud.ref("ArtifactBucket")
+    for number in (1, 3):  # out of order: March before February
+        upload(cloud, f"raw/yellow_tripdata_2018-{number:02d}.csv", _month(number))
+    event = upload(cloud, "raw/yellow_tripdata_2018-02.csv", _month(2))
+    march = cloud.s3.head_object(
+        Bucket=cloud.ref("DataBucket"), Key="raw/yellow_tripdata_2018-03.csv"
+    )
+
+    started = app.lambda_handler(event, context)
+
+    (run,) = executions(cloud)
+    data = run["input"]["data"]
+    assert data["uri"] == f"s3://{artifacts}/runs/{started['model_id']}/window/raw/"
+    assert data["months_covered"] == ["2018-03", "2018-02"]
+    assert [(f["key"], f["version_id"]) for f in data["files"]] == [
+        ("raw/yellow_tripdata_2018-02.csv", event["detail"]["object"]["version-id"]),
+        ("raw/yellow_tripdata_2018-03.csv", march["VersionId"]),
+    ]
+    copies = cloud.s3.list_objects_v2(Bucket=artifacts, Prefix=f"runs/{started['model_id']}/")
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in copies["Contents"]) == [
+        "yellow_tripdata_2018-02.csv",
+        "yellow_tripdata_2018-03.csv",
+    ]
+    # a later upload of March does not change what this run reads
+    upload(cloud, "raw/yellow_tripdata_2018-03.csv", _month(3) + b"9,9,9,9,9\n")
+    copied = cloud.s3.get_object(
+        Bucket=artifacts, Key=f"runs/{started['model_id']}/window/raw/yellow_tripdata_2018-03.csv"
+    )
+    assert copied["Body"].read() == _month(3)
+
+
+def test_one_month_reads_the_upload_where_it_is(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    app = load_handler("start_pipeline")
+    upload(cloud, "raw/yellow_tripdata_2018-01.csv", _month(1))
+    event = upload(cloud, "raw/yellow_tripdata_2018-02.csv", _month(2))
+
+    app.lambda_handler(event, context)
+
+    (run,) = executions(cloud)
+    bucket = cloud.ref("DataBucket")
+    assert run["input"]["data"]["uri"] == f"s3://{bucket}/raw/yellow_tripdata_2018-02.csv"
+    assert [f["key"] for f in run["input"]["data"]["files"]] == ["raw/yellow_tripdata_2018-02.csv"]
+    listed = cloud.s3.list_objects_v2(Bucket=cloud.ref("ArtifactBucket"), Prefix="runs/")
+    assert listed.get("KeyCount", 0) == 0  # nothing copied
+
+
+def test_a_month_older_than_the_window_starts_no_run_and_says_why(
+    cloud: Cloud,
+    load_handler: Loader,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = load_handler("start_pipeline", TRAINING_WINDOW_MONTHS="2")
+    for number in (2, 3):
+        upload(cloud, f"raw/yellow_tripdata_2018-{number:02d}.csv", _month(number))
+    late = upload(cloud, "raw/yellow_tripdata_2018-01.csv", _month(1))
+
+    started = app.lambda_handler(late, context)
+
+    assert started["execution_arn"] is None
+    assert started["skipped"] == (
+        "raw/yellow_tripdata_2018-01.csv is older than the 2-month training window"
+        " (2018-03, 2018-02): no run would train on it"
+    )
+    assert executions(cloud) == []
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "level" in line]
+    assert any(line["message"] == "upload skipped" for line in logged)
+
+
+def test_a_window_outside_one_to_36_months_stops_the_function_at_start(
+    load_handler: Loader,
+) -> None:
+    with pytest.raises(SettingsError, match="TRAINING_WINDOW_MONTHS is 1 to 36, not 0"):
+        load_handler("start_pipeline", TRAINING_WINDOW_MONTHS="0")

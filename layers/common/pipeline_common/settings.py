@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline_common.environment import Settings, SettingsError
+from pipeline_common.window import MAX_MONTHS
 
 __all__ = [
     "ApprovalApiSettings",
@@ -32,7 +33,15 @@ _SLACK_ID = re.compile(r"[A-Z0-9]{1,32}", re.ASCII)
 class StartPipelineSettings(Settings):
     training_state_machine_arn: str
     data_bucket: str
+    artifact_bucket: str  # a window of several months is copied under runs/<id>/window/
     name_prefix: str = "fare"
+    training_window_months: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.training_window_months <= MAX_MONTHS:
+            raise SettingsError(
+                f"TRAINING_WINDOW_MONTHS is 1 to {MAX_MONTHS}, not {self.training_window_months}"
+            )
 
 
 @dataclass(frozen=True)
