@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
+import pytest
 
 from model.schema import COLUMNS
 from model.train import TrainingReport
@@ -84,3 +85,14 @@ def read_json(path: Path) -> Any:
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def offline_aws(monkeypatch: pytest.MonkeyPatch, region: str | None = None) -> None:
+    """Credentials for moto and nothing that could reach a real account: no profile, no
+    endpoint URL from the shell."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    if region is not None:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", region)

@@ -21,6 +21,7 @@ from moto.sagemaker.models import sagemaker_backends
 from pipeline_common.registry import fit_metadata, metadata_allows
 
 from safe_deploy.localcloud import patching, registry
+from tests.support import offline_aws
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -31,10 +32,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
 
 @pytest.fixture
 def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    offline_aws(monkeypatch)
     with mock_aws():
         registry.install()
         try:

@@ -22,6 +22,7 @@ from safe_deploy.follow import Stop
 from safe_deploy.localcloud import patching
 from safe_deploy.localcloud import registry as local_registry
 from safe_deploy.target import Target, TargetError
+from tests.support import offline_aws
 
 REGION = "us-east-1"
 GROUP = "fare-models-0a1b2c3d"
@@ -99,10 +100,7 @@ class Registry:
 
 @pytest.fixture
 def group(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    offline_aws(monkeypatch)
     with mock_aws():
         local_registry.install()  # SageMaker's update semantics: merge, keep what is not named
         try:
