@@ -62,6 +62,9 @@ OUTPUT_FILES = {
     "test": "test.csv",
     "baseline": "baseline.csv",
 }
+# With --train-parts K > 1 the train split is these K files instead of train.csv, so that a
+# ShardedByS3Key channel on the prefix ``train`` gives each of up to K training instances a part.
+TRAIN_PART_FILE = "train/part-{:05d}.csv"
 SPLIT_NAMES = ("train", "validation", "test")
 SUMMARY_FILE = "summary.json"
 US_TIMESTAMP = "%m/%d/%Y %I:%M:%S %p"
@@ -440,6 +443,9 @@ _SPLIT_BOUNDS = np.cumsum(SPLIT_FRACTIONS)[:-1]
 # constant would do), so which train rows are sampled has nothing to do with the bits that put
 # them in train.
 _BASELINE_SALT = 0x6A09E667F3BCC908
+# The same for the train parts' hash (sqrt(3)'s first 64 fraction bits): a row's part is
+# unrelated to the bits that chose its split and its baseline key.
+_PART_SALT = 0xBB67AE8584CAA73B
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
@@ -497,6 +503,14 @@ def baseline_key_of(rows: dict[str, np.ndarray], seed: int) -> np.ndarray:
     values and the seed alone, like its split, and is unrelated to the bits that chose its split.
     """
     return _row_hash(rows, seed ^ _BASELINE_SALT)
+
+
+def part_of(rows: dict[str, np.ndarray], seed: int, parts: int) -> np.ndarray:
+    """Each train row's part, 0 to ``parts - 1``, for ``--train-parts``: the same mixing as
+    ``split_of`` from another starting state, modulo ``parts``. Like a row's split it depends on
+    its values and the seed alone, so no chunking changes which part a row is in."""
+    part: np.ndarray = (_row_hash(rows, seed ^ _PART_SALT) % np.uint64(parts)).astype(np.int64)
+    return part
 
 
 class _BaselineSample:
@@ -565,13 +579,23 @@ class _SplitFiles:
     The baseline's rows are known only once every train row has been offered to the sample, and
     are written by ``write_baseline``."""
 
-    def __init__(self, out_dir: Path, seed: int, baseline_rows: int) -> None:
+    def __init__(self, out_dir: Path, seed: int, baseline_rows: int, train_parts: int = 1) -> None:
         self.seed = seed
         self.baseline = _BaselineSample(baseline_rows)
         self.made_dir = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self.final = {name: out_dir / file for name, file in OUTPUT_FILES.items()}
+        # One train part is train.csv; more are TRAIN_PART_FILE's, each its own output.
+        self.train_parts = [TRAIN_PART_FILE.format(i) for i in range(train_parts)]
+        files = dict(OUTPUT_FILES)
+        if train_parts > 1:
+            del files["train"]
+            files = {**{part: part for part in self.train_parts}, **files}
+        self.train_dir = out_dir / Path(TRAIN_PART_FILE).parent
+        self.made_train_dir = train_parts > 1 and not self.train_dir.exists()
+        if train_parts > 1:
+            self.train_dir.mkdir(exist_ok=True)
+        self.final = {name: out_dir / file for name, file in files.items()}
         self.partial = {
             name: path.with_name(f".{path.name}.partial") for name, path in self.final.items()
         }
@@ -593,11 +617,21 @@ class _SplitFiles:
             if count == 0:
                 continue
             part = {column: kept[column][rows] for column in COLUMNS}
-            self.handles[name].write(_csv_bytes(part))
+            if name == "train" and len(self.train_parts) > 1:
+                self._append_train_parts(part)
+            else:
+                self.handles[name].write(_csv_bytes(part))
             if name == "train":  # the baseline describes what the model was trained on
                 keys = baseline_key_of(part, self.seed)
                 self.baseline.add(part, keys, first_position=self.counts["train"])
             self.counts[name] += count
+
+    def _append_train_parts(self, rows: dict[str, np.ndarray]) -> None:
+        parts = part_of(rows, self.seed, len(self.train_parts))
+        for index, name in enumerate(self.train_parts):
+            chosen = parts == index
+            if chosen.any():
+                self.handles[name].write(_csv_bytes({c: rows[c][chosen] for c in COLUMNS}))
 
     def write_baseline(self) -> int:
         """Write the sampled train rows; how many there are."""
@@ -612,11 +646,27 @@ class _SplitFiles:
         self.close()
         for name, path in self.partial.items():
             path.replace(self.final[name])
+        # train.csv and train/ share the train channel's prefix (``prepared/train``): a train
+        # split an earlier run left in the other layout (or more parts) would be trained on too.
+        written = set(self.final.values())
+        earlier = [self.out_dir / OUTPUT_FILES["train"], *self.train_dir.glob("part-*.csv")]
+        for path in earlier:
+            if path not in written:
+                path.unlink(missing_ok=True)
+
+    def outputs(self) -> dict[str, str]:
+        """Where each output is, for the summary: train is the folder of its parts, if parts."""
+        outputs = {name: str(self.out_dir / file) for name, file in OUTPUT_FILES.items()}
+        if len(self.train_parts) > 1:
+            outputs["train"] = str(self.train_dir)
+        return outputs
 
     def discard(self) -> None:
         self.close()
         for path in self.partial.values():
             path.unlink(missing_ok=True)
+        if self.made_train_dir and not any(self.train_dir.iterdir()):
+            self.train_dir.rmdir()
         if self.made_dir and not any(self.out_dir.iterdir()):
             self.out_dir.rmdir()
 
@@ -645,6 +695,7 @@ def prepare(
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
     baseline_rows: int = BASELINE_ROWS,
+    train_parts: int = 1,
 ) -> PrepareSummary:
     """Read, derive, filter, split and write; returns the accounting of every row.
 
@@ -653,7 +704,9 @@ def prepare(
     size, not on the size of the input. Within each output the rows keep their input order;
     which output a row goes to is ``split_of`` its values. ``baseline.csv`` holds the train rows
     if there are at most ``baseline_rows`` of them, else the ``baseline_rows`` with the smallest
-    ``baseline_key_of``, in input order.
+    ``baseline_key_of``, in input order. With ``train_parts`` K > 1 the train rows go to K files,
+    ``train/part-00000.csv`` and on, each row to the one ``part_of`` its values, in place of
+    ``train.csv``.
     """
     say = progress or (lambda _msg: None)
     paths = [Path(path) for path in sources]
@@ -663,12 +716,14 @@ def prepare(
         raise ValueError("chunk_rows must be at least 1")
     if baseline_rows < 1:
         raise ValueError("baseline_rows must be at least 1")
+    if train_parts < 1:
+        raise ValueError("train_parts must be at least 1")
     opened = [_open_source(path) for path in paths]  # every file checked before any is read
 
     dropped = dict.fromkeys(DROP_REASONS, 0)
     summaries: list[SourceSummary] = []
     say(f"writing splits to {out_dir}")
-    files = _SplitFiles(out_dir, seed, baseline_rows)
+    files = _SplitFiles(out_dir, seed, baseline_rows, train_parts)
     try:
         for source in opened:
             say(f"reading {source.path}")
@@ -711,7 +766,7 @@ def prepare(
         baseline_rows=sampled,
         baseline_sample_cap=baseline_rows,
         seed=seed,
-        outputs={name: str(out_dir / file) for name, file in OUTPUT_FILES.items()},
+        outputs=files.outputs(),
     )
     assert summary.rows_read == summary.rows_kept + sum(summary.dropped.values())
     (out_dir / SUMMARY_FILE).write_text(summary.to_json())
@@ -741,10 +796,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=BASELINE_ROWS,
         help="most train rows in baseline.csv (default: %(default)s)",
     )
+    parser.add_argument(
+        "--train-parts",
+        type=int,
+        default=1,
+        help="write train as this many train/part-NNNNN.csv files instead of train.csv, one per"
+        " training instance or more (ShardedByS3Key; default: %(default)s)",
+    )
     parser.add_argument("--message-file", type=Path, default=EXIT_MESSAGE)
     args = parser.parse_args(argv)
     if args.baseline_rows < 1:
         parser.error("--baseline-rows must be at least 1")
+    if args.train_parts < 1:
+        parser.error("--train-parts must be at least 1")
     try:
         summary = prepare(
             _expand(args.input),
@@ -752,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed,
             progress=print,
             baseline_rows=args.baseline_rows,
+            train_parts=args.train_parts,
         )
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -768,6 +833,7 @@ __all__ = [
     "SPLIT_SEED",
     "PrepareSummary",
     "baseline_key_of",
+    "part_of",
     "prepare",
     "read_source",
     "split_of",

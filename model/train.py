@@ -4,17 +4,37 @@ Channels ``train`` and ``validation`` hold label-first, headerless CSV; hyperpar
 the strings SageMaker passes; the model is ``xgboost-model`` inside ``model.tar.gz``. The same code
 runs as ``safe-deploy train`` and as the local cloud's training job (``python -m model.train``
 under an ``/opt/ml``-style root).
+
+Distributed training. When ``<root>/input/config/resourceconfig.json`` lists more than one host
+(``{"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}``, a job with ``InstanceCount`` > 1),
+each host is one worker of an XGBoost collective (``xgboost.collective``), ranked by its place in
+``hosts``. Each reads what its own channels hold: its shard of a ``ShardedByS3Key`` train channel,
+all of a ``FullyReplicated`` validation channel. XGBoost allreduces the gradient histograms, so
+the hosts grow one model together, and its evaluation, so every host sees the global metrics
+(a replicated validation set counts each row once per host: the RMSE is the one row set's). Only
+the first host writes the model and ``metrics.json``, as the SageMaker XGBoost container saves
+the model on its master host only.
+
+The tracker (``xgboost.tracker.RabitTracker``) runs where the SageMaker XGBoost container runs
+it: in the first host's worker process, listening on the first host. Its address is
+``DMLC_TRACKER_URI`` / ``DMLC_TRACKER_PORT`` (XGBoost's own variable names) when the environment
+sets them, otherwise the first host's name and port 9099, the container's. The local cloud runs
+every host on one machine, so it sets ``DMLC_TRACKER_URI=127.0.0.1`` and a free port per job;
+nothing else about the collective differs from SageMaker's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import tarfile
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +43,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import xgboost as xgb
+from xgboost import collective
+from xgboost.tracker import RabitTracker
 
 from model.errors import TrainingError
 
 MODEL_FILE = "xgboost-model"
 MODEL_ARCHIVE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
+RESOURCE_CONFIG = "resourceconfig.json"
+# Where the SageMaker XGBoost container's tracker listens on the first host.
+TRACKER_PORT = 9099
+# How long the tracker waits for every host to join (data loading included) and to leave.
+TRACKER_TIMEOUT_SECONDS = 600
+# Connection attempts to the tracker, which the first host may not have started yet (XGBoost
+# waits a little longer before each).
+TRACKER_CONNECT_RETRIES = 10
 
 # The original pipeline's settings, as strings, the way SageMaker passes hyperparameters.
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {
@@ -250,6 +280,99 @@ def train_to_dir(
     return report
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """The hosts of a distributed training job, as ``resourceconfig.json`` lists them."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+
+    @property
+    def rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def is_master(self) -> bool:
+        return self.rank == 0
+
+
+def read_cluster(config_dir: Path) -> Cluster | None:
+    """The job's hosts, or None for a single-host job (or no ``resourceconfig.json``)."""
+    path = config_dir / RESOURCE_CONFIG
+    if not path.exists():
+        return None
+    resources = json.loads(path.read_text())
+    hosts = tuple(str(host) for host in resources.get("hosts") or ())
+    if len(hosts) <= 1:
+        return None
+    current = str(resources.get("current_host"))
+    if current not in hosts:
+        raise TrainingError(f"{RESOURCE_CONFIG}: current_host {current!r} is not in {hosts}")
+    return Cluster(hosts, current)
+
+
+def tracker_address(cluster: Cluster, environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
+    """Where the collective's tracker listens: the environment's, else the first host's."""
+    return (
+        environ.get("DMLC_TRACKER_URI", cluster.hosts[0]),
+        int(environ.get("DMLC_TRACKER_PORT", TRACKER_PORT)),
+    )
+
+
+@contextmanager
+def collective_worker(cluster: Cluster, environ: Mapping[str, str] = os.environ) -> Iterator[None]:
+    """This host as one worker of the job's XGBoost collective, the first host also running the
+    tracker; ``xgb.train`` inside trains together with every other host."""
+    uri, port = tracker_address(cluster, environ)
+    tracker = None
+    if cluster.is_master:
+        tracker = RabitTracker(
+            n_workers=len(cluster.hosts),
+            host_ip=socket.gethostbyname(uri),
+            port=port,
+            sortby="task",  # ranks by dmlc_task_id: the host's place in ``hosts``
+            timeout=TRACKER_TIMEOUT_SECONDS,
+        )
+        tracker.start()
+    else:
+        _await_tracker(uri, port)
+    with collective.CommunicatorContext(
+        dmlc_tracker_uri=uri,
+        dmlc_tracker_port=port,
+        dmlc_task_id=f"{cluster.rank:06d}",  # zero-padded: the tracker sorts them as text
+        dmlc_retry=TRACKER_CONNECT_RETRIES,
+    ):
+        if collective.get_rank() != cluster.rank:
+            raise TrainingError(
+                f"{cluster.current_host} joined the collective as rank {collective.get_rank()},"
+                f" not {cluster.rank}"
+            )
+        yield
+    if tracker is not None:
+        tracker.wait_for(TRACKER_TIMEOUT_SECONDS)  # every host has left the collective
+        tracker.free()
+
+
+def _await_tracker(uri: str, port: int) -> None:
+    """Wait until the first host's tracker takes connections, as the SageMaker XGBoost container
+    does before it joins: XGBoost's own retries back off for seconds at a time. (The tracker
+    logs the probe as a worker that "failed to verify", and goes on.)"""
+    deadline = time.monotonic() + TRACKER_TIMEOUT_SECONDS
+    while True:
+        try:
+            with socket.create_connection((uri, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _global_count(count: int) -> int:
+    """A count summed over every host of the collective."""
+    return int(collective.allreduce(np.array([count], dtype=np.int64), collective.Op.SUM)[0])
+
+
 def run_container(root: Path = Path("/opt/ml"), progress: Progress | None = print) -> int:
     """The training container: ``<root>/input/{config,data}`` in, ``<root>/model`` out."""
     output = root / "output"
@@ -257,11 +380,20 @@ def run_container(root: Path = Path("/opt/ml"), progress: Progress | None = prin
     try:
         config = root / "input" / "config" / "hyperparameters.json"
         hyperparameters = json.loads(config.read_text()) if config.exists() else {}
+        cluster = read_cluster(root / "input" / "config")
         data = root / "input" / "data"
         validation = data / "validation"
-        booster, report = fit(
-            data / "train", validation if validation.exists() else None, hyperparameters, progress
-        )
+        with nullcontext() if cluster is None else collective_worker(cluster):
+            booster, report = fit(
+                data / "train",
+                validation if validation.exists() else None,
+                hyperparameters,
+                progress,
+            )
+            if cluster is not None:  # this host's shard: the report counts every host's
+                report.train_rows = _global_count(report.train_rows)
+        if cluster is not None and not cluster.is_master:
+            return 0  # the first host saves the model the hosts trained together
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         write_model(booster, model_dir / MODEL_FILE)

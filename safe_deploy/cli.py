@@ -87,8 +87,20 @@ def data() -> None:
     type=click.IntRange(min=1),
     help="Most train rows sampled into baseline.csv (default: the pipeline's).",
 )
+@click.option(
+    "--train-parts",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Write train as this many train/part-NNNNN.csv files instead of train.csv, one for "
+    "each instance of a distributed training job.",
+)
 def data_prepare(
-    sources: Sequence[Path], out_dir: Path, seed: int | None, baseline_rows: int | None
+    sources: Sequence[Path],
+    out_dir: Path,
+    seed: int | None,
+    baseline_rows: int | None,
+    train_parts: int,
 ) -> None:
     """Derive, filter and split TLC trip files (CSV or Parquet, green or yellow)."""
     from model.prepare import BASELINE_ROWS, SPLIT_SEED, prepare
@@ -99,6 +111,7 @@ def data_prepare(
         SPLIT_SEED if seed is None else seed,
         progress=say,
         baseline_rows=BASELINE_ROWS if baseline_rows is None else baseline_rows,
+        train_parts=train_parts,
     )
     table = Table(title="prepare summary", show_header=False)
     table.add_column(justify="left")

@@ -118,6 +118,22 @@ def test_prepare_progress_names_the_file_as_given(small_month_csv: Path, tmp_pat
     assert f"reading {source}" in result.stdout
 
 
+def test_prepare_in_parts_trains_as_one_file_does(small_month_csv: Path, tmp_path: Path) -> None:
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _run("data", "prepare", str(small_month_csv), "--out", str(whole))
+    _run("data", "prepare", str(small_month_csv), "--out", str(parts), "--train-parts", "2")
+
+    assert sorted(p.name for p in (parts / "train").iterdir()) == [
+        "part-00000.csv",
+        "part-00001.csv",
+    ]
+    assert not (parts / "train.csv").exists()
+    rows = sum(len(p.read_text().splitlines()) for p in (parts / "train").iterdir())
+    assert rows == len((whole / "train.csv").read_text().splitlines())
+    trained = _run("train", str(parts), "--out", str(tmp_path / "model"))
+    assert (tmp_path / "model" / "model.tar.gz").exists(), trained.output
+
+
 def test_local_env_exports_what_points_clients_at_the_local_cloud(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

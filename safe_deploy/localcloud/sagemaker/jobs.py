@@ -4,7 +4,8 @@
 moto records jobs but runs nothing (they are Completed at once with nothing written). Here:
 
 - training jobs run ``model.train`` with the job's channels and hyperparameters, upload
-  ``model.tar.gz`` and report ``FinalMetricDataList``;
+  ``model.tar.gz`` and report ``FinalMetricDataList``; a job with ``InstanceCount`` N > 1 runs N
+  worker processes, hosts ``algo-1`` … ``algo-N`` (see ``JobRunner.run_training_job``);
 - processing jobs run by image: the scikit-learn image with ``model.prepare`` (PrepareData), the
   XGBoost image with ``model.compare`` (Compare), the Model Monitor analyzer with
   ``model.baseline`` (baselining).
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shlex
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -33,7 +37,9 @@ from typing import Any
 from model.errors import EXIT_MESSAGE
 from safe_deploy.localcloud.logs import PROCESSING_JOBS, put_lines
 from safe_deploy.localcloud.sagemaker.utils import (
+    download_objects,
     download_prefix,
+    list_objects,
     s3_client,
     split_uri,
     upload_folder,
@@ -75,28 +81,38 @@ class JobRunner:
 
     # training ---------------------------------------------------------------
     def run_training_job(self, job: Any) -> None:
+        """One host runs ``model.train`` in this process; N > 1 hosts (``InstanceCount``) run as
+        N processes joined by XGBoost's collective (``_run_cluster``). Either way the first
+        host's model and metrics are the job's."""
         from model.train import METRICS_FILE, MODEL_FILE, run_container
 
         name = job.training_job_name
         self.feed.emit("sagemaker", f"training job {name} started", job=name)
-        root = workspace(self.settings, "training", name) / "opt" / "ml"
+        folder = workspace(self.settings, "training", name)
+        root = folder / "opt" / "ml"
+        instances = int((job.resource_config or {}).get("InstanceCount", 1))
         try:
             with self._started(name):
-                config = root / "input" / "config"
-                config.mkdir(parents=True)
-                (config / "hyperparameters.json").write_text(json.dumps(job.hyper_parameters or {}))
-                for channel in job.input_data_config:
-                    uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-                    if not download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
-                        raise JobFailed(
-                            f"ClientError: channel {channel['ChannelName']}: no data at {uri}"
-                        )
-                lines: list[str] = []
-                code = run_container(root, progress=lines.append)
-                (root.parent / "training.log").write_text("\n".join(lines))
-                if code != 0:
-                    reason = (root / "output" / "failure").read_text().splitlines()[0]
-                    raise JobFailed(reason)
+                if instances > 1:
+                    root = self._run_cluster(job, folder, instances)
+                else:
+                    config = root / "input" / "config"
+                    config.mkdir(parents=True)
+                    hyperparameters = json.dumps(job.hyper_parameters or {})
+                    (config / "hyperparameters.json").write_text(hyperparameters)
+                    for channel in job.input_data_config:
+                        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                        data = root / "input" / "data" / channel["ChannelName"]
+                        if not download_prefix(uri, data):
+                            raise JobFailed(
+                                f"ClientError: channel {channel['ChannelName']}: no data at {uri}"
+                            )
+                    lines: list[str] = []
+                    code = run_container(root, progress=lines.append)
+                    (root.parent / "training.log").write_text("\n".join(lines))
+                    if code != 0:
+                        reason = (root / "output" / "failure").read_text().splitlines()[0]
+                        raise JobFailed(reason)
                 archive = root / "output" / "model.tar.gz"
                 with tarfile.open(archive, "w:gz") as tar:
                     tar.add(root / "model" / MODEL_FILE, arcname=MODEL_FILE)
@@ -115,6 +131,94 @@ class JobRunner:
                 self.feed.emit("sagemaker", f"training job {name} completed: {metrics}", job=name)
         except Exception as exc:
             self._fail(job, "training_job_status", exc)
+
+    def _run_cluster(self, job: Any, folder: Path, instances: int) -> Path:
+        """The job on hosts ``algo-1`` … ``algo-N``: each a ``python -m model.train`` process
+        with an ``/opt/ml`` root of its own (``<folder>/<host>/opt/ml``) holding
+        ``resourceconfig.json``, the hyperparameters and its channels. A ``FullyReplicated``
+        channel is copied whole to every host; a ``ShardedByS3Key`` channel's objects, in key
+        order, are dealt round-robin (object i to host i mod N), and a channel that would leave a
+        host without an object fails the job before any host starts. The first host runs the
+        collective's tracker, at the address every host finds in ``DMLC_TRACKER_URI`` /
+        ``DMLC_TRACKER_PORT``; each host gets its share of the cores (``OMP_NUM_THREADS``), as
+        each SageMaker host has its own. The job waits for every host and fails with the first
+        failed host's reason (the others are then stopped: on SageMaker a failed host fails the
+        job). Returns the first host's root, which holds the model and metrics."""
+        hosts = [f"algo-{index}" for index in range(1, instances + 1)]
+        roots = {host: folder / host / "opt" / "ml" for host in hosts}
+        for host, root in roots.items():
+            config = root / "input" / "config"
+            config.mkdir(parents=True)
+            (config / "hyperparameters.json").write_text(json.dumps(job.hyper_parameters or {}))
+            resources = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0"}
+            (config / "resourceconfig.json").write_text(json.dumps(resources))
+        for channel in job.input_data_config:
+            source = channel["DataSource"]["S3DataSource"]
+            channel_name, uri = channel["ChannelName"], source["S3Uri"]
+            keys = list_objects(uri)
+            if not keys:
+                raise JobFailed(f"ClientError: channel {channel_name}: no data at {uri}")
+            if source.get("S3DataDistributionType") == "ShardedByS3Key":
+                if len(keys) < instances:
+                    raise JobFailed(
+                        f"ClientError: channel {channel_name}: ShardedByS3Key deals the"
+                        f" {len(keys)} object(s) at {uri} to {instances} instances, so"
+                        f" {', '.join(hosts[len(keys) :])} would get no data; use at most"
+                        f" {len(keys)} instances or more objects"
+                    )
+                shards = [keys[index::instances] for index in range(instances)]
+            else:
+                shards = [keys] * instances
+            for host, shard in zip(hosts, shards, strict=True):
+                download_objects(uri, shard, roots[host] / "input" / "data" / channel_name)
+        failed = self._run_hosts(roots)
+        if failed is not None:
+            host, code = failed
+            failure = roots[host] / "output" / "failure"
+            lines = failure.read_text().splitlines() if failure.exists() else []
+            reason = lines[0] if lines else f"AlgorithmError: exit code {code}"
+            raise JobFailed(f"{reason} (on {host})")
+        return roots[hosts[0]]
+
+    def _run_hosts(self, roots: dict[str, Path]) -> tuple[str, int] | None:
+        """Each host's worker process until all have exited; the first to fail and its exit
+        code, or None. The first failure stops the other hosts: they would wait on it."""
+        environment = {
+            **os.environ,
+            "DMLC_TRACKER_URI": "127.0.0.1",
+            "DMLC_TRACKER_PORT": str(_free_port()),
+            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // len(roots))),
+        }
+        exited: queue.Queue[tuple[str, int]] = queue.Queue()
+        workers: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for host, root in roots.items():
+                with (root.parent / "training.log").open("wb") as log:
+                    workers[host] = subprocess.Popen(
+                        [sys.executable, "-m", "model.train", "--root", str(root)],
+                        env=environment,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                threading.Thread(
+                    target=lambda h=host, w=workers[host]: exited.put((h, w.wait())),
+                    name=f"training-{host}",
+                    daemon=True,
+                ).start()
+            failed = None
+            for _ in workers:
+                host, code = exited.get()
+                if code != 0 and failed is None:
+                    failed = (host, code)
+                    for other in workers.values():
+                        if other.poll() is None:
+                            other.kill()
+            return failed
+        finally:
+            for worker in workers.values():
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
 
     def _fail(self, job: Any, status_attribute: str, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, JobFailed) else f"AlgorithmError: {exc}"
@@ -216,3 +320,11 @@ class JobRunner:
         if not files:
             raise JobFailed(f"ClientError: no CSV dataset under {environment['dataset_source']}")
         baseline(files[0], local(environment.get("output_path", "/opt/ml/processing/output")))
+
+
+def _free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

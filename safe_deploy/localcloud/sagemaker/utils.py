@@ -27,20 +27,42 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def download_prefix(uri: str, target: Path, since: datetime | None = None) -> int:
     """Objects under an S3 prefix (or one key) into a folder; the job's input channel."""
+    return download_objects(uri, list_objects(uri, since), target)
+
+
+def list_objects(uri: str, since: datetime | None = None) -> list[str]:
+    """The keys of the objects under an S3 prefix (or the one key), in key order."""
     bucket, prefix = split_uri(uri)
-    s3 = s3_client()
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    keys = []
+    for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
             if key.endswith("/") or (since is not None and item["LastModified"] < since):
                 continue
-            relative = key[len(prefix) :].lstrip("/") or Path(key).name
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(destination))
-            count += 1
-    return count
+            keys.append(key)
+    return keys
+
+
+def download_objects(uri: str, keys: list[str], target: Path) -> int:
+    """Some of the objects under the prefix ``uri`` into a folder, by their keys below it."""
+    bucket, prefix = split_uri(uri)
+    s3 = s3_client()
+    for key in keys:
+        destination = target / _below(prefix, key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(destination))
+    return len(keys)
+
+
+def _below(prefix: str, key: str) -> str:
+    """Where an object under ``prefix`` lands in the channel's folder. A prefix that ends within a
+    name (``prepared/train`` matching ``prepared/train.csv``) counts from its folder, so the file
+    keeps its own name (``train.csv``, as SageMaker names it) instead of the rest of it (``.csv``,
+    what the SageMaker SDK's local mode does: sagemaker-python-sdk#3612)."""
+    rest = key[len(prefix) :]
+    if rest and not rest.startswith("/"):
+        rest = key[len(prefix.rpartition("/")[0]) :]
+    return rest.lstrip("/") or Path(key).name
 
 
 def upload_folder(folder: Path, uri: str) -> int:
