@@ -21,7 +21,7 @@ from safe_deploy import ops
 from safe_deploy.demo import SCENARIO_PARAMETERS, Demo
 from safe_deploy.localcloud.channels import LOCAL_APPROVER, LOCAL_TEAM
 from tests.approvals.local import LocalPipeline, link_parts
-from tests.e2e.conftest import sagemaker_resources, start_demo, subject_arrives
+from tests.e2e.conftest import running_demo, sagemaker_resources, subject_arrives
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,13 +41,10 @@ class TimedOut:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, demo = start_demo(
+    with running_demo(
         tmp_path_factory.mktemp("timeout"), SCENARIO_PARAMETERS["approval-times-out"]
-    )
-    try:
+    ) as demo:
         yield demo
-    finally:
-        cloud.stop()
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,8 @@ def running_demo(workdir: Path, overrides: dict[str, str] | None = None) -> Iter
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, story = start_demo(tmp_path_factory.mktemp("e2e"))
-    try:
+    with running_demo(tmp_path_factory.mktemp("e2e")) as story:
         yield story
-    finally:
-        cloud.stop()
 
 
 @dataclass

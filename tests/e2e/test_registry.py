@@ -26,7 +26,7 @@ from safe_deploy.cli import main
 from safe_deploy.demo import SCENARIO_PARAMETERS, CanaryRelease, Demo, ScenarioOutcome
 from safe_deploy.localcloud.cloud import LOCAL_OPERATOR_ARN
 from safe_deploy.traffic import TrafficLog
-from tests.e2e.conftest import Story, sagemaker_resources, start_demo, subject_arrives
+from tests.e2e.conftest import Story, running_demo, sagemaker_resources, subject_arrives
 
 HOLDING_THE_LOCK = {"UpdateStack", "WaitForUpdate", "DescribeUpdate", "UpdateDone"}
 COMPLAINTS = "month 4 and 5 fares: complaints"
@@ -34,13 +34,10 @@ COMPLAINTS = "month 4 and 5 fares: complaints"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, story = start_demo(
+    with running_demo(
         tmp_path_factory.mktemp("registry"), SCENARIO_PARAMETERS["approval-times-out"]
-    )
-    try:
+    ) as story:
         yield story
-    finally:
-        cloud.stop()
 
 
 @dataclass(frozen=True)

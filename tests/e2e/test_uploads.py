@@ -19,7 +19,7 @@ from model.synth import synth_trips, write_trips
 from safe_deploy import ops
 from safe_deploy.cli import main
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import start_demo
+from tests.e2e.conftest import running_demo
 from tests.support import TRIP_HEADER
 
 RUN_TIMEOUT = 120.0
@@ -39,11 +39,8 @@ BAD_UPLOADS = {
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    cloud, story = start_demo(tmp_path_factory.mktemp("uploads"))
-    try:
+    with running_demo(tmp_path_factory.mktemp("uploads")) as story:
         yield story
-    finally:
-        cloud.stop()
 
 
 def command(demo: Demo, *args: str) -> Result:

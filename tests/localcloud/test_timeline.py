@@ -23,7 +23,7 @@ from safe_deploy.localcloud.timeline.durations import (
 )
 from safe_deploy.localcloud.timeline.stages import BAKE, FULL, GATE, PERSON, TRAINING, to_canary
 from safe_deploy.target import TargetError
-from tests.e2e.conftest import start_demo
+from tests.e2e.conftest import running_demo
 
 STAGES = [TRAINING, GATE, PERSON, to_canary(0.1), BAKE, FULL]
 CANARY_GOAL_SECONDS = 120.0  # issue 15: 10% canary within 2 minutes of the approval
@@ -43,8 +43,7 @@ class Released:
 
 
 def _release(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str]) -> Released:
-    cloud, demo = start_demo(tmp_path_factory.mktemp("timeline"), overrides)
-    try:
+    with running_demo(tmp_path_factory.mktemp("timeline"), overrides) as demo:
         model = demo.first_model().model
         status = CliRunner().invoke(
             main,
@@ -55,13 +54,11 @@ def _release(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str]
             ops.run_timeline(demo.target, "fare-000000000000")
         return Released(
             model,
-            cloud.timeline_of(model),
+            demo.cloud.timeline_of(model),
             ops.run_timeline(demo.target, model),
             status,
             str(unknown.value),
         )
-    finally:
-        cloud.stop()
 
 
 @pytest.fixture(scope="module")

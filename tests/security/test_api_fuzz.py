@@ -24,7 +24,7 @@ import pytest
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import start_demo
+from tests.e2e.conftest import running_demo
 from tests.security.harness import (
     LET_THROUGH,
     SERVER_ERROR,
@@ -68,11 +68,8 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staged]:
     """A local cloud with a model in production and a candidate waiting for a person."""
-    cloud, demo = start_demo(tmp_path_factory.mktemp("fuzz"))
-    try:
+    with running_demo(tmp_path_factory.mktemp("fuzz")) as demo:
         yield Staged(stage(demo), demo)
-    finally:
-        cloud.stop()
 
 
 @pytest.fixture(scope="module")
