@@ -71,14 +71,20 @@ def load_model(path: Path, what: str) -> Any:
 
 
 def read_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and features of label-first, headerless CSV (a file or a folder of files)."""
+    """Labels and features of label-first, headerless CSV (a file or a folder of files: the
+    ``validation/<host>.csv`` of PrepareData on several instances, some of which may be empty)."""
     parts = []
     for file in _files(path, "validation rows"):
+        if file.stat().st_size == 0:  # a host with no validation rows; loadtxt would warn
+            continue
         try:
             parts.append(np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2))
         except ValueError as exc:
             raise ComparisonError(f"{file}: not label-first numeric CSV ({exc})") from exc
-    matrix = np.vstack([p for p in parts if p.size])
+    parts = [p for p in parts if p.size]
+    if not parts:
+        raise ComparisonError(f"{path}: no rows with a label and features")
+    matrix = np.vstack(parts)
     if matrix.shape[0] == 0 or matrix.shape[1] < 2:
         raise ComparisonError(f"{path}: no rows with a label and features")
     if not np.isfinite(matrix).all():

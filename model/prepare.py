@@ -9,6 +9,11 @@ and the outputs appended to as each chunk is done, so a year of trips needs no m
 month. Each kept row goes to train, validation or test by a hash of its own values
 (``split_of``), which no chunking can change. The monitoring baseline is a sample of at most
 ``BASELINE_ROWS`` train rows, drawn by another hash of each row's values (``baseline_key_of``).
+
+On a processing job with several instances (``/opt/ml/config/resourceconfig.json`` lists more
+than one host) each host prepares the files dealt to it and names its outputs after itself
+(``HOST_OUTPUT_FILES``), so that every host's upload to the one S3 prefix lands beside the
+others'; docs/preparation.md, "Several processing instances", says more.
 """
 
 from __future__ import annotations
@@ -67,6 +72,19 @@ OUTPUT_FILES = {
 TRAIN_PART_FILE = "train/part-{:05d}.csv"
 SPLIT_NAMES = ("train", "validation", "test")
 SUMMARY_FILE = "summary.json"
+# One of several hosts (``Cluster``) writes these instead, each named after the host: the outputs
+# of N hosts share the job's S3 output prefix. Train is always parts here, ``--train-parts`` of
+# them per host; the consumers read the prefixes ``prepared/train``, ``prepared/validation``,
+# ``prepared/test`` and ``prepared/baseline``, which match either layout.
+HOST_TRAIN_PART_FILE = "train/part-{host}-{part:05d}.csv"
+HOST_OUTPUT_FILES = {
+    "validation": "validation/{host}.csv",
+    "test": "test/{host}.csv",
+    "baseline": "baseline/{host}.csv",
+}
+HOST_SUMMARY_FILE = "summary/{host}.json"
+# Where a SageMaker processing container finds its hosts (``current_host``, ``hosts``).
+RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 US_TIMESTAMP = "%m/%d/%Y %I:%M:%S %p"
 # Rows read, derived, filtered and written at a time: what bounds preparation's memory.
 CHUNK_ROWS = 500_000
@@ -79,6 +97,37 @@ WRITE_BATCH_ROWS = 65536  # rows pyarrow formats at once (its default, 1,024, co
 BASELINE_ROWS = 100_000
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The processing job's hosts, as ``resourceconfig.json`` lists them, and which this is."""
+
+    current_host: str
+    hosts: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> Cluster | None:
+        """The hosts in ``path``, or None if there is no such file (not a processing job)."""
+        if not path.is_file():
+            return None
+        config = json.loads(path.read_text())
+        cluster = cls(str(config["current_host"]), tuple(str(h) for h in config["hosts"]))
+        if cluster.current_host not in cluster.hosts:
+            raise ValueError(f"{path}: current_host {cluster.current_host} is not in hosts")
+        return cluster
+
+    @property
+    def shared(self) -> bool:
+        """Whether other hosts write to the same output prefix: then outputs carry host names."""
+        return len(self.hosts) > 1
+
+    def baseline_share(self, baseline_rows: int) -> int:
+        """This host's part of the baseline's cap, at most ``baseline_rows`` / hosts rounded up:
+        the first ``baseline_rows`` mod hosts hosts take the remainder's extra rows, so the
+        shares add up to ``baseline_rows`` exactly (ceil for every host would exceed it)."""
+        share, extra = divmod(baseline_rows, len(self.hosts))
+        return share + (self.hosts.index(self.current_host) < extra)
 
 
 @dataclass
@@ -579,23 +628,42 @@ class _SplitFiles:
     The baseline's rows are known only once every train row has been offered to the sample, and
     are written by ``write_baseline``."""
 
-    def __init__(self, out_dir: Path, seed: int, baseline_rows: int, train_parts: int = 1) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        seed: int,
+        baseline_rows: int,
+        train_parts: int = 1,
+        host: str | None = None,
+    ) -> None:
         self.seed = seed
         self.baseline = _BaselineSample(baseline_rows)
         self.made_dir = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        # One train part is train.csv; more are TRAIN_PART_FILE's, each its own output.
-        self.train_parts = [TRAIN_PART_FILE.format(i) for i in range(train_parts)]
-        files = dict(OUTPUT_FILES)
-        if train_parts > 1:
-            del files["train"]
-            files = {**{part: part for part in self.train_parts}, **files}
+        self.host = host
+        # One host's one train part is train.csv; more are TRAIN_PART_FILE's, each its own
+        # output. One of several hosts always writes parts, named after it.
+        self.parted = train_parts > 1 or host is not None
+        if host is not None:
+            self.train_parts = [
+                HOST_TRAIN_PART_FILE.format(host=host, part=i) for i in range(train_parts)
+            ]
+            named = {name: file.format(host=host) for name, file in HOST_OUTPUT_FILES.items()}
+            files = {**{part: part for part in self.train_parts}, **named}
+        else:
+            self.train_parts = [TRAIN_PART_FILE.format(i) for i in range(train_parts)]
+            files = dict(OUTPUT_FILES)
+            if train_parts > 1:
+                del files["train"]
+                files = {**{part: part for part in self.train_parts}, **files}
         self.train_dir = out_dir / Path(TRAIN_PART_FILE).parent
-        self.made_train_dir = train_parts > 1 and not self.train_dir.exists()
-        if train_parts > 1:
-            self.train_dir.mkdir(exist_ok=True)
         self.final = {name: out_dir / file for name, file in files.items()}
+        self.made_dirs: list[Path] = []
+        for folder in sorted({path.parent for path in self.final.values()} - {out_dir}):
+            if not folder.exists():
+                folder.mkdir()
+                self.made_dirs.append(folder)
         self.partial = {
             name: path.with_name(f".{path.name}.partial") for name, path in self.final.items()
         }
@@ -617,7 +685,7 @@ class _SplitFiles:
             if count == 0:
                 continue
             part = {column: kept[column][rows] for column in COLUMNS}
-            if name == "train" and len(self.train_parts) > 1:
+            if name == "train" and self.parted:
                 self._append_train_parts(part)
             else:
                 self.handles[name].write(_csv_bytes(part))
@@ -646,18 +714,44 @@ class _SplitFiles:
         self.close()
         for name, path in self.partial.items():
             path.replace(self.final[name])
-        # train.csv and train/ share the train channel's prefix (``prepared/train``): a train
-        # split an earlier run left in the other layout (or more parts) would be trained on too.
+        # train.csv and train/ share the train channel's prefix (``prepared/train``), and so do
+        # validation.csv and validation/, test and baseline alike: outputs an earlier run left in
+        # the other layout (or more parts, or another host's name) would be read too.
         written = set(self.final.values())
-        earlier = [self.out_dir / OUTPUT_FILES["train"], *self.train_dir.glob("part-*.csv")]
-        for path in earlier:
+        for path in self.earlier_outputs():
             if path not in written:
                 path.unlink(missing_ok=True)
+
+    def earlier_outputs(self) -> list[Path]:
+        """Every file either layout writes for the outputs: what the consumers' prefixes match."""
+        earlier = [self.out_dir / OUTPUT_FILES["train"], *self.train_dir.glob("part-*.csv")]
+        for name in HOST_OUTPUT_FILES:
+            earlier.append(self.out_dir / OUTPUT_FILES[name])
+            earlier.extend((self.out_dir / name).glob("*.csv"))
+        return earlier
+
+    @property
+    def summary_path(self) -> Path:
+        if self.host is None:
+            return self.out_dir / SUMMARY_FILE
+        return self.out_dir / HOST_SUMMARY_FILE.format(host=self.host)
+
+    def write_summary(self, summary: PrepareSummary) -> None:
+        """The summary, in place of whichever an earlier run left in the other layout."""
+        path = self.summary_path
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(summary.to_json())
+        earlier = [self.out_dir / SUMMARY_FILE, *(self.out_dir / "summary").glob("*.json")]
+        for other in earlier:
+            if other != path:
+                other.unlink(missing_ok=True)
 
     def outputs(self) -> dict[str, str]:
         """Where each output is, for the summary: train is the folder of its parts, if parts."""
         outputs = {name: str(self.out_dir / file) for name, file in OUTPUT_FILES.items()}
-        if len(self.train_parts) > 1:
+        if self.host is not None:
+            outputs.update({name: str(self.final[name]) for name in HOST_OUTPUT_FILES})
+        if self.parted:
             outputs["train"] = str(self.train_dir)
         return outputs
 
@@ -665,8 +759,9 @@ class _SplitFiles:
         self.close()
         for path in self.partial.values():
             path.unlink(missing_ok=True)
-        if self.made_train_dir and not any(self.train_dir.iterdir()):
-            self.train_dir.rmdir()
+        for folder in self.made_dirs:
+            if not any(folder.iterdir()):
+                folder.rmdir()
         if self.made_dir and not any(self.out_dir.iterdir()):
             self.out_dir.rmdir()
 
@@ -696,6 +791,7 @@ def prepare(
     chunk_rows: int = CHUNK_ROWS,
     baseline_rows: int = BASELINE_ROWS,
     train_parts: int = 1,
+    cluster: Cluster | None = None,
 ) -> PrepareSummary:
     """Read, derive, filter, split and write; returns the accounting of every row.
 
@@ -707,6 +803,11 @@ def prepare(
     ``baseline_key_of``, in input order. With ``train_parts`` K > 1 the train rows go to K files,
     ``train/part-00000.csv`` and on, each row to the one ``part_of`` its values, in place of
     ``train.csv``.
+
+    With a ``cluster`` of several hosts, ``sources`` are this host's share of the input and the
+    outputs are named after the host (``HOST_OUTPUT_FILES``, ``HOST_TRAIN_PART_FILE``,
+    ``HOST_SUMMARY_FILE``); its baseline sample holds at most its share of ``baseline_rows``
+    (``Cluster.baseline_share``), so the hosts' samples together hold at most ``baseline_rows``.
     """
     say = progress or (lambda _msg: None)
     paths = [Path(path) for path in sources]
@@ -722,8 +823,11 @@ def prepare(
 
     dropped = dict.fromkeys(DROP_REASONS, 0)
     summaries: list[SourceSummary] = []
-    say(f"writing splits to {out_dir}")
-    files = _SplitFiles(out_dir, seed, baseline_rows, train_parts)
+    host = None
+    if cluster is not None and cluster.shared:
+        host, baseline_rows = cluster.current_host, cluster.baseline_share(baseline_rows)
+    say(f"writing splits to {out_dir}" + (f" as {host}" if host else ""))
+    files = _SplitFiles(out_dir, seed, baseline_rows, train_parts, host)
     try:
         for source in opened:
             say(f"reading {source.path}")
@@ -769,7 +873,7 @@ def prepare(
         outputs=files.outputs(),
     )
     assert summary.rows_read == summary.rows_kept + sum(summary.dropped.values())
-    (out_dir / SUMMARY_FILE).write_text(summary.to_json())
+    files.write_summary(summary)
     return summary
 
 
@@ -803,20 +907,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write train as this many train/part-NNNNN.csv files instead of train.csv, one per"
         " training instance or more (ShardedByS3Key; default: %(default)s)",
     )
+    parser.add_argument(
+        "--resource-config",
+        type=Path,
+        default=RESOURCE_CONFIG,
+        help="the processing job's hosts (read if it exists; with more than one, this host's"
+        " outputs are named after it; default: %(default)s)",
+    )
     parser.add_argument("--message-file", type=Path, default=EXIT_MESSAGE)
     args = parser.parse_args(argv)
     if args.baseline_rows < 1:
         parser.error("--baseline-rows must be at least 1")
     if args.train_parts < 1:
         parser.error("--train-parts must be at least 1")
+    cluster = Cluster.read(args.resource_config)
+    sources = _expand(args.input)
+    if cluster is not None and cluster.shared and not sources:
+        # ShardedByS3Key dealt this host none of the input's objects (fewer than the instances):
+        # an empty input folder. The other hosts' outputs are the job's.
+        print(
+            f"{cluster.current_host}: no input files in this host's share of"
+            f" {', '.join(args.input)} ({len(cluster.hosts)} hosts): nothing to prepare"
+        )
+        return 0
     try:
         summary = prepare(
-            _expand(args.input),
+            sources,
             Path(args.output),
             args.seed,
             progress=print,
             baseline_rows=args.baseline_rows,
             train_parts=args.train_parts,
+            cluster=cluster,
         )
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -831,6 +953,7 @@ __all__ = [
     "DROP_REASONS",
     "FEATURES",
     "SPLIT_SEED",
+    "Cluster",
     "PrepareSummary",
     "baseline_key_of",
     "part_of",

@@ -24,10 +24,13 @@ EVENT = load_event("test_dev_endpoint")
 RESOURCES = ModelResources(EVENT["model_id"])
 
 
-def write_test_split(cloud: Cloud, rows: int) -> list[tuple[float, list[float]]]:
+def write_test_split(
+    cloud: Cloud, rows: int, name: str = "test.csv", seed: int = 3
+) -> list[tuple[float, list[float]]]:
     """``test.csv`` as PrepareData writes it (header, label first): fares that are the stand-in
-    model's answer plus noise, so the RMSE is known."""
-    rng = random.Random(3)
+    model's answer plus noise, so the RMSE is known. ``name``: one host's ``test/<host>.csv``
+    of a PrepareData job on several instances."""
+    rng = random.Random(seed)
     trips = []
     for _ in range(rows):
         features = [
@@ -41,7 +44,7 @@ def write_test_split(cloud: Cloud, rows: int) -> list[tuple[float, list[float]]]
     )
     cloud.s3.put_object(
         Bucket=cloud.ref("ArtifactBucket"),
-        Key=f"{RESOURCES.prepared_prefix}test.csv",
+        Key=f"{RESOURCES.prepared_prefix}{name}",
         Body=text.encode(),
     )
     return trips
@@ -102,6 +105,33 @@ def test_scores_at_most_the_configured_number_of_rows(
     assert taken == sorted(taken)
     assert taken[0] == 0
     assert taken[-1] >= 295
+
+
+def test_scores_every_hosts_test_split_when_several_instances_prepared(
+    cloud: Cloud, endpoints: Endpoints, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    hosts = [
+        write_test_split(cloud, 100, f"test/algo-{index}.csv", seed=index) for index in (1, 2, 3)
+    ]
+    cloud.s3.put_object(  # another run's key that shares the prefix's letters: not the split
+        Bucket=cloud.ref("ArtifactBucket"),
+        Key=f"{RESOURCES.prepared_prefix}test-notes.txt",
+        Body=b"x",
+    )
+    endpoints.serve(EVENT["endpoint_name"])
+    app = load_handler("test_dev_endpoint", MAX_TEST_ROWS="120")
+
+    report = app.lambda_handler(EVENT, context)
+
+    assert report["rows"] == 120
+    trips = [trip for host in hosts for trip in host]  # the hosts' files one after another
+    positions = {tuple(features): index for index, (_, features) in enumerate(trips)}
+    scored = [row for call in endpoints.calls for row in call.rows]
+    taken = [positions[tuple(row)] for row in scored]
+    assert taken == sorted(taken)
+    assert taken[0] == 0
+    assert taken[-1] >= 295  # evenly spaced over all three, not the first host's alone
+    assert {index // 100 for index in taken} == {0, 1, 2}
 
 
 def test_an_endpoint_that_answers_the_wrong_number_of_predictions_fails_the_run(

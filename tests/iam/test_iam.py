@@ -104,6 +104,8 @@ def test_the_analysis_follows_clients_into_the_library(template: Template, stack
     assert "sagemaker:InvokeEndpoint" not in post  # post_traffic_checks reads capture only
     start = _actions(function_check(SAM, template, stack, "StartPipelineFunction"))
     assert {"states:StartExecution", "s3:ListBucket"} <= start
+    dev_test = _actions(function_check(SAM, template, stack, "TestDevEndpointFunction"))
+    assert {"s3:ListBucket", "s3:GetObject", "s3:PutObject"} <= dev_test  # lists prepared/test
     api = _actions(function_check(SAM, template, stack, "ApprovalApiFunction"))
     assert {"dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskSuccess"} <= api
     drift = function_check(SAM, template, stack, "DriftCheckFunction")

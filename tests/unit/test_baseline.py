@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from model.baseline import baseline
+from model.baseline import main as baseline_main
 from model.errors import DataFileError
 from model.schema import COLUMNS
 from safe_deploy.cli import main
@@ -189,3 +190,45 @@ def test_violations_schema_rejects_unknown_check_types() -> None:
     bad["violations"][0]["constraint_check_type"] = "drift_check"
     assert schema_errors(good, "constraint_violations") == []
     assert schema_errors(bad, "constraint_violations")
+
+
+# --- a dataset in several files -----------------------------------------------------------
+
+
+def test_a_dataset_in_several_files_is_baselined_as_one(prepared_dir: Path, tmp_path: Path) -> None:
+    """The baseline/<host>.csv of PrepareData on several instances: the analyzer reads every
+    file of its dataset prefix, and the statistics are those of the rows of all of them."""
+    header, *rows = (prepared_dir / "baseline.csv").read_text().splitlines()
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    for index in range(3):
+        share = rows[index::3]
+        (folder / f"algo-{index + 1}.csv").write_text("\n".join([header, *share]) + "\n")
+    (folder / "algo-4.csv").write_text(header + "\n")  # a host whose sample is empty
+    together = tmp_path / "together.csv"
+    together.write_text("\n".join([header, *rows[0::3], *rows[1::3], *rows[2::3]]) + "\n")
+
+    assert baseline_main(["--input", str(folder), "--output", str(tmp_path / "hosts")]) == 0
+    whole, _ = baseline(together, tmp_path / "whole")
+
+    assert read_json(tmp_path / "hosts" / "statistics.json") == whole
+    assert whole["dataset"]["item_count"] == len(rows)
+
+
+def test_files_of_one_dataset_must_share_their_columns(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(",".join(COLUMNS) + "\n10.5,7.0,1,2.1\n")
+    second.write_text(",".join(reversed(COLUMNS)) + "\n2.1,1,7.0,10.5\n")
+
+    with pytest.raises(DataFileError, match="differ from"):
+        baseline([first, second], tmp_path / "out")
+
+
+def test_a_dataset_of_headers_alone_has_no_rows(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text(",".join(COLUMNS) + "\n")
+
+    with pytest.raises(DataFileError, match="no rows"):
+        baseline([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "out")
+    with pytest.raises(DataFileError, match="no rows"):
+        baseline(tmp_path / "a.csv", tmp_path / "out")

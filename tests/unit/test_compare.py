@@ -32,6 +32,7 @@ from model.compare import (
     compare_predictions,
     main,
     paired_bootstrap,
+    read_rows,
 )
 from model.prepare import prepare
 from model.synth import synth_trips, write_trips
@@ -284,6 +285,27 @@ def test_a_missing_model_fails_the_job_naming_it(
     assert main([*args, "--output", str(tmp_path / "out")]) == 1
     assert "the production model: nothing at" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_validation_rows_of_several_preparation_instances_are_read_together(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """``prepared/validation`` of PrepareData on several instances: a file per host, one of
+    them with no rows (a host whose files' trips all went to other splits)."""
+    rows = (trained.prepared / "validation.csv").read_text().splitlines()
+    folder = tmp_path / "validation"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"algo-{index + 1}.csv").write_text("\n".join(rows[index::2]) + "\n")
+    (folder / "algo-3.csv").write_text("")
+
+    labels, features = read_rows(folder)
+    whole_labels, whole_features = read_rows(trained.prepared / "validation.csv")
+
+    def as_rows(labels: np.ndarray, features: np.ndarray) -> list[tuple[float, ...]]:
+        return sorted(map(tuple, np.column_stack([labels, features]).tolist()))
+
+    assert as_rows(labels, features) == as_rows(whole_labels, whole_features)
 
 
 def test_models_that_take_other_features_are_refused(trained: Trained, tmp_path: Path) -> None:

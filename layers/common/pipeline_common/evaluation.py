@@ -40,12 +40,21 @@ def read_test_split(text: str, limit: int) -> tuple[list[float], list[list[float
     """Labels and features of ``test.csv`` (header, label first): at most ``limit`` rows, evenly
     spaced over the file. The split keeps the month's order, so its first rows would be its
     first days; evenly spaced rows cover the whole month."""
+    return read_test_files([text], limit)
+
+
+def read_test_files(texts: list[str], limit: int) -> tuple[list[float], list[list[float]]]:
+    """``read_test_split`` over the test split's files one after another: ``test.csv``, or the
+    ``test/<host>.csv`` of a PrepareData job on several instances, each with its header. The
+    rows are evenly spaced over all of them together, so every host's share is scored."""
     if limit < 1:
         raise ValueError(f"at least one test row must be scored, not {limit}")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or next(csv.reader([lines[0]]))[:1] != ["total_amount"]:
-        raise ValueError("test.csv must start with a total_amount header")
-    body = lines[1:]
+    body: list[str] = []
+    for text in texts:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines or next(csv.reader([lines[0]]))[:1] != ["total_amount"]:
+            raise ValueError("test.csv must start with a total_amount header")
+        body.extend(lines[1:])
     if not body:
         raise ValueError("test.csv has no rows")
     if len(body) > limit:
@@ -56,6 +65,23 @@ def read_test_split(text: str, limit: int) -> tuple[list[float], list[list[float
         labels.append(float(record[0]))
         rows.append([float(v) for v in record[1:]])
     return labels, rows
+
+
+def keys_of_test_split(s3: S3Client, bucket: str, prepared_prefix: str) -> list[str]:
+    """The test split's objects in key order: ``test.csv``, or ``test/*.csv`` when several
+    PrepareData instances each wrote their own. With neither, ``test.csv``: reading it then
+    fails with the NoSuchKey that names what is missing."""
+    single = f"{prepared_prefix}test.csv"
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{prepared_prefix}test"
+        )
+        for item in page.get("Contents", [])
+        if item["Key"] == single
+        or (item["Key"].startswith(f"{prepared_prefix}test/") and item["Key"].endswith(".csv"))
+    ]
+    return sorted(keys) or [single]
 
 
 def score(
@@ -110,9 +136,11 @@ def test_dev_endpoint(
     batch_rows: int,
 ) -> DevTestReport:
     resources = ModelResources(model_id)
-    test_key = f"{resources.prepared_prefix}test.csv"
-    text = s3.get_object(Bucket=bucket, Key=test_key)["Body"].read().decode()
-    labels, rows = read_test_split(text, max_rows)
+    texts = [
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        for key in keys_of_test_split(s3, bucket, resources.prepared_prefix)
+    ]
+    labels, rows = read_test_files(texts, max_rows)
     predictions = score(runtime, endpoint, rows, batch_rows, f"devtest-{model_id}")
     errors = [p - a for p, a in zip(predictions, labels, strict=True)]
     rmse = math.sqrt(sum(e * e for e in errors) / len(errors))

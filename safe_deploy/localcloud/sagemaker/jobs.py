@@ -8,7 +8,9 @@ moto records jobs but runs nothing (they are Completed at once with nothing writ
   worker processes, hosts ``algo-1`` … ``algo-N`` (see ``JobRunner.run_training_job``);
 - processing jobs run by image: the scikit-learn image with ``model.prepare`` (PrepareData), the
   XGBoost image with ``model.compare`` (Compare), the Model Monitor analyzer with
-  ``model.baseline`` (baselining).
+  ``model.baseline`` (baselining); a PrepareData job with ``InstanceCount`` N > 1 runs
+  ``model.prepare`` on N hosts, each on its share of the input
+  (``JobRunner._run_processing_hosts``).
 
 A failed job reports what SageMaker reports: a FailureReason and, for a processing script, its
 ExitMessage and CloudWatch log stream.
@@ -27,7 +29,8 @@ import tarfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +56,8 @@ JOB_STARTUP_SECONDS = 60.0
 # A processing job whose container exits non-zero fails with these words; the container's own
 # reason is in its ExitMessage (/opt/ml/output/message) and its CloudWatch log stream.
 SEE_JOB_LOGS = "See job logs for more information"
+# Where a processing container finds its hosts: ``current_host`` and ``hosts``.
+RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 
 
 class JobFailed(Exception):
@@ -235,29 +240,100 @@ class JobRunner:
 
     # processing -------------------------------------------------------------
     def run_processing_job(self, job: Any) -> None:
+        """The job's container on one host in a folder of its own; with ``InstanceCount`` N > 1
+        (``ProcessingResources.ClusterConfig``), on N hosts (``_run_processing_hosts``)."""
         name = job.processing_job_name
         self.feed.emit("sagemaker", f"processing job {name} started", job=name)
         root = workspace(self.settings, "processing", name)
+        cluster = (getattr(job, "processing_resources", None) or {}).get("ClusterConfig", {})
+        instances = int(cluster.get("InstanceCount", 1))
         try:
             with self._started(name):
-
-                def local(container_path: str) -> Path:
-                    return root / container_path.lstrip("/")
-
-                for item in job.processing_inputs or []:
-                    source = item["S3Input"]
-                    download_prefix(source["S3Uri"], local(source["LocalPath"]))
-                self._run_processing_container(job, local)
-                for output in job.processing_output_config.get("Outputs", []):
-                    target = output["S3Output"]
-                    folder = local(target["LocalPath"])
-                    if folder.exists():
-                        upload_folder(folder, target["S3Uri"])
+                if instances > 1:
+                    locals_ = self._run_processing_hosts(job, root, instances)
+                else:
+                    local = _mapped_under(root)
+                    for item in job.processing_inputs or []:
+                        source = item["S3Input"]
+                        download_prefix(source["S3Uri"], local(source["LocalPath"]))
+                    self._run_processing_container(job, local)
+                    locals_ = [local]
+                for local in locals_:
+                    for output in job.processing_output_config.get("Outputs", []):
+                        target = output["S3Output"]
+                        folder = local(target["LocalPath"])
+                        if folder.exists():
+                            upload_folder(folder, target["S3Uri"])
                 job.processing_end_time = datetime.now(UTC)
                 job.processing_job_status = "Completed"
                 self.feed.emit("sagemaker", f"processing job {name} completed", job=name)
         except Exception as exc:
             self._fail(job, "processing_job_status", exc)
+
+    def _run_processing_hosts(
+        self, job: Any, folder: Path, instances: int
+    ) -> list[Callable[[str], Path]]:
+        """The job on hosts ``algo-1`` … ``algo-N``, each with a root of its own
+        (``<folder>/<host>``, where its ``/opt/ml`` paths are) holding
+        ``/opt/ml/config/resourceconfig.json``. A ``ShardedByS3Key`` input's objects, in key
+        order, are dealt round-robin (object i to host i mod N), as for a training channel; a
+        host dealt none gets an empty folder, as on SageMaker. A ``FullyReplicated`` input is
+        copied whole to every host. The hosts run at once; the job waits for all of them and
+        fails if any does, with that host's ExitMessage. Only PrepareData's ``model.prepare``
+        is written to run on several hosts; another script there is refused. Returns each
+        host's path mapping, for the uploads."""
+        spec = job.app_specification
+        command = " ".join(
+            [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
+        )
+        if not (
+            "sagemaker-scikit-learn" in spec.get("ImageUri", "") and "model.prepare" in command
+        ):
+            raise JobFailed(
+                f"ClientError: InstanceCount {instances} is emulated for model.prepare only,"
+                f" not {command!r}"
+            )
+        hosts = [f"algo-{index}" for index in range(1, instances + 1)]
+        locals_ = {host: _mapped_under(folder / host) for host in hosts}
+        for host, local in locals_.items():
+            config = local(RESOURCE_CONFIG)
+            config.parent.mkdir(parents=True)
+            config.write_text(json.dumps({"current_host": host, "hosts": hosts}))
+        for item in job.processing_inputs or []:
+            source = item["S3Input"]
+            keys = list_objects(source["S3Uri"])
+            if source.get("S3DataDistributionType") == "ShardedByS3Key":
+                shards = [keys[index::instances] for index in range(instances)]
+            else:
+                shards = [keys] * instances
+            for host, shard in zip(hosts, shards, strict=True):
+                target = locals_[host](source["LocalPath"])
+                target.mkdir(parents=True, exist_ok=True)
+                download_objects(source["S3Uri"], shard, target)
+
+        def run(host: str) -> JobFailed | None:
+            local = locals_[host]
+            extra = ["--resource-config", str(local(RESOURCE_CONFIG))]
+            try:
+                self.run_script(job, "model.prepare", command, local, host=host, extra=extra)
+            except JobFailed as exc:
+                return exc
+            return None
+
+        prefix = f"{job.processing_job_name}-"
+        with ThreadPoolExecutor(instances, thread_name_prefix=prefix) as pool:
+            outcomes = dict(zip(hosts, pool.map(run, hosts), strict=True))
+        failed = [(host, exc) for host, exc in outcomes.items() if exc is not None]
+        if failed:
+            host, exc = failed[0]
+            # The hosts ran at once: the ExitMessage is the first failed host's, whichever
+            # finished last.
+            message = locals_[host](str(EXIT_MESSAGE))
+            if message.exists():
+                text = message.read_bytes()[:1024].decode(errors="replace")
+                job.exit_message = text.replace(str(folder / host), "")
+            raise exc
+        return list(locals_.values())
 
     def _run_processing_container(self, job: Any, local: Callable[[str], Path]) -> None:
         spec = job.app_specification
@@ -275,11 +351,21 @@ class JobRunner:
         else:
             raise JobFailed(f"ClientError: image {image} (command {command!r}) is not emulated")
 
-    def run_script(self, job: Any, module: str, command: str, local: Callable[[str], Path]) -> None:
+    def run_script(
+        self,
+        job: Any,
+        module: str,
+        command: str,
+        local: Callable[[str], Path],
+        host: str = "algo-1",
+        extra: Sequence[str] = (),
+    ) -> None:
         """A processing script run as its container runs it: a process of its own, with the job's
         environment and the code the job was given (its ``/opt/ml`` paths mapped to the job's
-        folder), its output in the job's CloudWatch log stream, and on failure what SageMaker
-        says: a generic FailureReason, the script's own words only in ExitMessage and the log."""
+        folder), its output in the host's CloudWatch log stream, and on failure what SageMaker
+        says: a generic FailureReason, the script's own words only in ExitMessage and the log.
+        ``extra`` arguments stand for what the container finds without being told (its
+        ``resourceconfig.json``) at the paths the local cloud put them."""
 
         def mapped(value: str) -> str:
             return str(local(value)) if value.startswith("/opt/ml/") else value
@@ -291,7 +377,7 @@ class JobRunner:
             **{k: mapped(str(v)) for k, v in (getattr(job, "environment", None) or {}).items()},
         }
         done = subprocess.run(
-            [sys.executable, "-m", module, *arguments, "--message-file", str(message)],
+            [sys.executable, "-m", module, *arguments, *extra, "--message-file", str(message)],
             env=environment,
             capture_output=True,
             text=True,
@@ -302,7 +388,7 @@ class JobRunner:
             return text.replace(str(local("/")).rstrip("/"), "")
 
         name = job.processing_job_name
-        stream = f"{name}/algo-1-{int(time.time())}"
+        stream = f"{name}/{host}-{int(time.time())}"
         put_lines(
             self.settings, PROCESSING_JOBS, stream, as_in_the_container(done.stdout + done.stderr)
         )
@@ -315,11 +401,22 @@ class JobRunner:
     def _run_analyzer(self, environment: dict[str, str], local: Callable[[str], Path]) -> None:
         from model.baseline import baseline
 
+        # Every CSV under the dataset, as the analyzer reads every object of its input prefix:
+        # baseline.csv, or the baseline/<host>.csv of a PrepareData job on several instances.
         source = local(environment["dataset_source"])
         files = sorted(p for p in source.rglob("*.csv")) if source.is_dir() else [source]
         if not files:
             raise JobFailed(f"ClientError: no CSV dataset under {environment['dataset_source']}")
-        baseline(files[0], local(environment.get("output_path", "/opt/ml/processing/output")))
+        baseline(files, local(environment.get("output_path", "/opt/ml/processing/output")))
+
+
+def _mapped_under(root: Path) -> Callable[[str], Path]:
+    """Where a container path (``/opt/ml/...``) is in a host's folder."""
+
+    def local(container_path: str) -> Path:
+        return root / container_path.lstrip("/")
+
+    return local
 
 
 def _free_port() -> int:

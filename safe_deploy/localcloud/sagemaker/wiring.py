@@ -57,6 +57,8 @@ def install(emulator: SageMakerEmulator) -> None:
             tags=response._get_param("Tags"),
         )
         job.environment = response._get_param("Environment") or {}
+        # moto drops ProcessingResources; the job runner reads ClusterConfig.InstanceCount.
+        job.processing_resources = response._get_param("ProcessingResources") or {}
         job.processing_job_status = "InProgress"
         _in_background(lambda: jobs.run_processing_job(job))
         return ActionResult({"ProcessingJobArn": job.arn})
