@@ -90,7 +90,7 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
 def offline_aws(monkeypatch: pytest.MonkeyPatch, region: str | None = None) -> None:
     """Credentials for moto and nothing that could reach a real account: no profile, no
     endpoint URL from the shell."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -19,7 +19,7 @@ from model.serve import FareModel
 from safe_deploy.cli import main
 from safe_deploy.cli_ops import OPERATOR_COMMANDS
 from safe_deploy.offline import serve_and_capture
-from tests.support import REPO, SPLIT_HEADER, read_json, validate
+from tests.support import REPO, SPLIT_HEADER, offline_aws, read_json, validate
 
 
 def _run(*args: str) -> Result:
@@ -170,11 +170,8 @@ def test_rotate_approval_key_prints_versions_never_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Against a deployed stack (moto): the stack's ApprovalSigningSecretArn output is the key."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "SAFE_DEPLOY_STACK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    offline_aws(monkeypatch, "us-east-1")
+    monkeypatch.delenv("SAFE_DEPLOY_STACK", raising=False)
     with mock_aws():
         manager = boto3.client("secretsmanager")
         arn = manager.create_secret(Name="approval-signing", SecretString="first-key")["ARN"]

@@ -18,19 +18,15 @@ from model.synth import synth_trips, write_trips
 from safe_deploy.localcloud.logs import PROCESSING_JOBS
 from safe_deploy.localcloud.sagemaker.jobs import JobRunner
 from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+from tests.support import REPO, offline_aws
 
-REPO = Path(__file__).resolve().parents[2]
 BUCKET = "data"
 JOB = "fare-1-prepare"
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    offline_aws(monkeypatch, "us-east-1")
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
