@@ -288,3 +288,22 @@ def test_a_window_outside_one_to_36_months_stops_the_function_at_start(
 ) -> None:
     with pytest.raises(SettingsError, match="TRAINING_WINDOW_MONTHS is 1 to 36, not 0"):
         load_handler("start_pipeline", TRAINING_WINDOW_MONTHS="0")
+
+
+def test_a_file_larger_than_one_copy_part_is_copied_whole(
+    cloud: Cloud, load_handler: Loader, context: FakeLambdaContext
+) -> None:
+    # boto3's managed copy copies in parts above 8 MB (and CopyObject alone stops at 5 GB)
+    row = b"2,2018-01-01 00:00:00,2018-01-01 00:12:00,1,2.5\n"
+    big = TRIPS + row * (9 * 1024 * 1024 // len(row))
+    app = load_handler("start_pipeline", TRAINING_WINDOW_MONTHS="2")
+    upload(cloud, "raw/yellow_tripdata_2018-01.csv", big)
+    event = upload(cloud, "raw/yellow_tripdata_2018-02.csv", _month(2))
+
+    started = app.lambda_handler(event, context)
+
+    copied = cloud.s3.get_object(
+        Bucket=cloud.ref("ArtifactBucket"),
+        Key=f"runs/{started['model_id']}/window/raw/yellow_tripdata_2018-01.csv",
+    )
+    assert copied["Body"].read() == big
