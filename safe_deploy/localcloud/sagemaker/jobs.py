@@ -163,17 +163,15 @@ class JobRunner:
             keys = list_objects(uri)
             if not keys:
                 raise JobFailed(f"ClientError: channel {channel_name}: no data at {uri}")
-            if source.get("S3DataDistributionType") == "ShardedByS3Key":
-                if len(keys) < instances:
-                    raise JobFailed(
-                        f"ClientError: channel {channel_name}: ShardedByS3Key deals the"
-                        f" {len(keys)} object(s) at {uri} to {instances} instances, so"
-                        f" {', '.join(hosts[len(keys) :])} would get no data; use at most"
-                        f" {len(keys)} instances or more objects"
-                    )
-                shards = [keys[index::instances] for index in range(instances)]
-            else:
-                shards = [keys] * instances
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
+            if sharded and len(keys) < instances:
+                raise JobFailed(
+                    f"ClientError: channel {channel_name}: ShardedByS3Key deals the"
+                    f" {len(keys)} object(s) at {uri} to {instances} instances, so"
+                    f" {', '.join(hosts[len(keys) :])} would get no data; use at most"
+                    f" {len(keys)} instances or more objects"
+                )
+            shards = deal(keys, instances, source.get("S3DataDistributionType"))
             for host, shard in zip(hosts, shards, strict=True):
                 download_objects(uri, shard, roots[host] / "input" / "data" / channel_name)
         failed = self._run_hosts(roots)
@@ -302,10 +300,7 @@ class JobRunner:
         for item in job.processing_inputs or []:
             source = item["S3Input"]
             keys = list_objects(source["S3Uri"])
-            if source.get("S3DataDistributionType") == "ShardedByS3Key":
-                shards = [keys[index::instances] for index in range(instances)]
-            else:
-                shards = [keys] * instances
+            shards = deal(keys, instances, source.get("S3DataDistributionType"))
             for host, shard in zip(hosts, shards, strict=True):
                 target = locals_[host](source["LocalPath"])
                 target.mkdir(parents=True, exist_ok=True)
@@ -408,6 +403,15 @@ class JobRunner:
         if not files:
             raise JobFailed(f"ClientError: no CSV dataset under {environment['dataset_source']}")
         baseline(files, local(environment.get("output_path", "/opt/ml/processing/output")))
+
+
+def deal(keys: list[str], instances: int, distribution: str | None) -> list[list[str]]:
+    """Each host's objects of an input: ``ShardedByS3Key`` deals them in key order, object i to
+    host i mod N (AWS documents only "about 1/N" each); ``FullyReplicated`` gives all to every
+    host."""
+    if distribution == "ShardedByS3Key":
+        return [keys[index::instances] for index in range(instances)]
+    return [keys] * instances
 
 
 def _mapped_under(root: Path) -> Callable[[str], Path]:
