@@ -14,6 +14,12 @@ SAM_LOCK    := scripts/sam-requirements.txt
 CHECKOV_ENV := $(TOOLS)/checkov
 CHECKOV_LOCK := scripts/checkov-requirements.txt
 export UV_PYTHON_DOWNLOADS := never
+# Environments are installed with their bytecode: with PYTHONDONTWRITEBYTECODE set (as on many CI
+# images) every interpreter would otherwise compile boto3, moto and pandas again as it starts.
+export UV_COMPILE_BYTECODE := 1
+# ... and the project's own modules and pytest's rewritten test modules keep theirs (__pycache__,
+# ignored by git): the tests start many interpreters, and each would compile them again.
+unexport PYTHONDONTWRITEBYTECODE
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help
@@ -80,18 +86,20 @@ $(PY312_VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 .PHONY: test-py312
 test-py312: $(PY312_VENV)/.synced ## the handlers' tests on Python 3.12 (Lambda's runtime)
-	$(PY312_VENV)/bin/python -m pytest tests/handlers -q -p no:cacheprovider
+	$(PY312_VENV)/bin/python -m pytest tests/handlers -q -p no:cacheprovider -n auto
 
 # The fast tier: tests that start no local cloud and run no whole tool (those are marked slow).
 CHECK_TESTS := tests/unit tests/asl tests/template tests/iam tests/handlers
 
 .PHONY: check
 check: lint tools ## the fast tier: lint, then the tests that start no local cloud and no whole tool (unit, state machines, template, IAM, handlers)
-	$(RUN) pytest -q -p no:cacheprovider -m "not slow" $(CHECK_TESTS)
+	$(RUN) pytest -q -p no:cacheprovider -n auto -m "not slow" $(CHECK_TESTS)
 
 .PHONY: test
+# Every test, on three workers: a module stays on one worker (its local cloud and story are
+# shared by its tests), and most end-to-end time is spent waiting on a scaled clock, not computing.
 test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
-	$(RUN) pytest
+	$(RUN) pytest -n 3 --dist loadfile
 	$(MAKE) --no-print-directory test-py312
 
 .PHONY: demo

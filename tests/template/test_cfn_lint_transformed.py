@@ -19,6 +19,8 @@ from tests.support_template import (
     translate,
 )
 
+pytestmark = pytest.mark.slow  # cfn-lint's whole rule set, about 5 s a template
+
 PARAMETER_SETS = {
     "defaults": {},
     "everything-on": sam_parameters_with_everything_on(),
