@@ -93,13 +93,13 @@ CHECK_TESTS := tests/unit tests/asl tests/template tests/iam tests/handlers
 
 .PHONY: check
 check: lint tools ## the fast tier: lint, then the tests that start no local cloud and no whole tool (unit, state machines, template, IAM, handlers)
-	$(RUN) pytest -q -p no:cacheprovider -n auto -m "not slow" $(CHECK_TESTS)
+	$(RUN) pytest -q -p no:cacheprovider -n auto --hypothesis-profile=quick -m "not slow" $(CHECK_TESTS)
 
 .PHONY: test
-# Every test, on three workers: a module stays on one worker (its local cloud and story are
+# Every test, on a worker per core: a module stays on one worker (its local cloud and story are
 # shared by its tests), and most end-to-end time is spent waiting on a scaled clock, not computing.
 test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
-	$(RUN) pytest -n 3 --dist loadfile
+	$(RUN) pytest -n auto --dist loadfile
 	$(MAKE) --no-print-directory test-py312
 
 .PHONY: demo

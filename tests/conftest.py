@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from model.baseline import baseline
 from model.prepare import prepare
@@ -17,6 +18,9 @@ from model.serve import FareModel
 from model.synth import synth_trips, write_trips
 from model.train import train_to_dir
 from tests.support import Trained
+
+# `make check` (the fast tier) explores a quarter of the random cases `make test` does
+settings.register_profile("quick", max_examples=25)
 
 TRAINING_ROWS = 30_000
 TRAINING_SEED = 1

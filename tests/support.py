@@ -12,6 +12,7 @@ import jsonschema  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from model.schema import COLUMNS
 from model.train import TrainingReport
@@ -26,6 +27,13 @@ SPLIT_HEADER = ",".join(COLUMNS)  # total_amount,duration_minutes,passenger_coun
 TRIP_HEADER = (
     "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,passenger_count,trip_distance,total_amount"
 )
+
+
+def examples(wanted: int) -> int:
+    """How many examples a property test with its own count explores: ``wanted`` in the full run,
+    scaled as the loaded Hypothesis profile scales the default 100 (`make check` loads ``quick``:
+    the same properties, fewer random cases)."""
+    return max(10, wanted * settings().max_examples // 100)
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,14 @@ from tests.handlers.conftest import (
     fare,
     load_event,
 )
+from tests.support import examples
 from tests.support_code import analyse
 
 PRODUCTION = "fare-2e71d0c94a5b-prod"
 CANDIDATE = "fare-9b5c86e7fd15-prod"
 HYPOTHESIS = settings(
-    max_examples=50,  # the wiring, through moto; tests/unit/test_payload.py explores the parser
+    # the wiring, through moto; tests/unit/test_payload.py explores the parser
+    max_examples=examples(50),
     deadline=None,
     # one function, one cloud for every example: predict keeps no state a request changes
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

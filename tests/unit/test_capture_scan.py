@@ -33,6 +33,7 @@ from model.capture_scan import Lines, Rows, scan
 from model.monitor import Capture, monitor, read_capture, read_capture_full
 from model.schema import COLUMNS
 from safe_deploy.cli import main
+from tests.support import examples
 
 WHEN = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 WIDTH = len(COLUMNS)
@@ -235,7 +236,7 @@ def capture_lines(draw: st.DrawFn) -> bytes:
     return text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(capture_lines(), max_size=30),
     split=st.integers(0, 30),
