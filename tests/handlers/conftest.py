@@ -38,6 +38,8 @@ from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDE
 from moto import mock_aws
 from moto.codedeploy.models import codedeploy_backends
 from moto.core.exceptions import ServiceException
+from moto.kms import models as kms_models
+from moto.kms.utils import generate_private_key
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -174,7 +176,8 @@ def _stand_ins(resources: dict[str, Any], value: Any) -> set[str]:
 
 class Cloud:
     """The resources the functions' environments refer to, made in moto by the local cloud's own
-    resource creators, and each function's environment resolved against them.
+    resource creators when a test first names one (its function's environment or ``ref``), and
+    each function's environment resolved against them.
 
     Names are the creators': stack, logical id and a random suffix, fresh in each test; a name the
     template gives (the training state machine's) is the template's, and moto starts each test
@@ -199,37 +202,40 @@ class Cloud:
             RoleName=f"{STACK_NAME}-role-{_suffix()}", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
         resources = TEMPLATE["Resources"]
-        needed: set[str] = set()
+        # every resource a function's environment names; each is made when a test first needs it
+        self.needed: set[str] = set()
         for logical_id in FUNCTIONS.values():
-            needed |= references(
+            self.needed |= references(
                 function_environment(TEMPLATE, resources[logical_id]["Properties"])
             )
+        self.needed &= set(resources)
         # the stack as the local cloud's CloudFormation records it
         self.deployed = model.Stack(self.stack.pseudo("AWS::StackId"), STACK_NAME)
         self.left_out: dict[str, list[str]] = {}  # logical id -> properties naming a stand-in
-        self._create(needed & set(resources), workdir)
-
-    def _create(self, needed: set[str], workdir: Path) -> None:
-        """Creates ``needed`` and what their kept properties name (the state machine's role and
-        log group, the topics' key) in dependency order, each resolved as an execution resolves
-        it and made by the creator an execution calls. ``workdir`` is where functions' code would
-        be unpacked (none is made here)."""
+        self._made: set[str] = set()
         settings = LocalSettings(
             REPO, workdir, stack_name=STACK_NAME, region=REGION, account=ACCOUNT
         )
         feed = ActivityFeed()
         api = LocalApi(settings, feed, MetricStore())
-        creators = _Creators(settings, None, api, Alarms(MetricStore(), settings, feed), feed)
-        engine = Engine(settings, creators, feed)
+        self._creators = _Creators(settings, None, api, Alarms(MetricStore(), settings, feed), feed)
+        self._engine = Engine(settings, self._creators, feed)
+        self.deployed.parameters = dict(PARAMETERS)
+        pseudo = tuple(sorted(self._engine.pseudo(self.deployed).items()))
+        self.deployed.template = json.loads(_deployed_template(pseudo))
+        evaluator = self._engine.evaluator(self.deployed, self.deployed.template, PARAMETERS)
+        self._active = evaluator.active_resources()
+
+    def make(self, logical_ids: set[str]) -> None:
+        """Creates ``logical_ids`` and what their kept properties name (the state machine's role
+        and log group, the topics' key), unless made already, in dependency order, each resolved
+        as an execution resolves it and made by the creator an execution calls. A test makes only
+        what it asks for: most handlers name two or three of the stack's resources."""
         deployed = self.deployed
-        deployed.parameters = dict(PARAMETERS)
-        pseudo = tuple(sorted(engine.pseudo(deployed).items()))
-        deployed.template = json.loads(_deployed_template(pseudo))
         resources = deployed.template["Resources"]
-        active = engine.evaluator(deployed, deployed.template, PARAMETERS).active_resources()
         kept: dict[str, dict[str, Any]] = {}
         graph: dict[str, set[str]] = {}  # logical id -> what its kept properties name
-        pending = sorted(needed)
+        pending = sorted(logical_ids - self._made)
         while pending:
             logical_id = pending.pop()
             if logical_id in graph:
@@ -239,24 +245,32 @@ class Cloud:
             if left_out:
                 self.left_out[logical_id] = left_out
             kept[logical_id] = {k: v for k, v in props.items() if k not in left_out}
-            graph[logical_id] = references(kept[logical_id]) & active
+            graph[logical_id] = references(kept[logical_id]) & self._active - self._made
             pending.extend(graph[logical_id])
         for logical_id in cfn_template.order(graph):
-            evaluator = engine.evaluator(deployed, deployed.template, PARAMETERS)
+            evaluator = self._engine.evaluator(deployed, deployed.template, PARAMETERS)
             props = evaluator.resolve(kept[logical_id])
-            record = creators.create_resource(deployed, logical_id, props)
-            if logical_id in needed:
+            record = self._creators.create_resource(deployed, logical_id, props)
+            self._made.add(logical_id)
+            if logical_id in self.needed:
                 self.stack.physical_ids[logical_id] = record.physical_id
                 for attribute, value in record.attributes.items():
                     self.stack.attributes[(logical_id, attribute)] = value
 
+    def make_all(self) -> None:
+        """Every resource some function's environment names."""
+        self.make(self.needed)
+
     # ---- what the tests ask for
     def ref(self, logical_id: str) -> str:
+        self.make({logical_id} & self.needed)
         return str(self.stack.ref(logical_id))
 
     def environment(self, function_dir: str) -> dict[str, str]:
         properties = TEMPLATE["Resources"][FUNCTIONS[function_dir]]["Properties"]
-        resolved = self.stack.resolve(function_environment(TEMPLATE, properties))
+        environment = function_environment(TEMPLATE, properties)
+        self.make(references(environment) & self.needed)
+        resolved = self.stack.resolve(environment)
         return {key: str(value) for key, value in resolved.items()}
 
     def set_parameter(self, logical_id: str, value: str) -> None:
@@ -350,9 +364,17 @@ class Cloud:
         return [json.loads(m["Body"]) for m in messages]
 
 
+@functools.cache
+def _private_key(key_spec: str) -> Any:
+    """moto makes an RSA key for every KMS key, symmetric ones too (60 ms each); the handlers
+    sign and verify nothing, so keys of one spec share one."""
+    return generate_private_key(key_spec)
+
+
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cloud]:
     """moto with the stack's resources; credentials and region as Lambda's runtime sets them."""
+    monkeypatch.setattr(kms_models, "generate_private_key", _private_key)
     for name in (
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",

@@ -9,12 +9,20 @@ import json
 from typing import Any
 
 import boto3
+import pytest
 
 from tests.handlers.conftest import REGION, REPO, TEMPLATE, Cloud
 
 # The lifecycle rule properties the bucket test compares; a rule using another fails the test
 # until the comparison reads it too.
 LIFECYCLE_READ = {"Id", "Status", "ExpirationInDays", "NoncurrentVersionExpiration"}
+
+
+@pytest.fixture
+def cloud(cloud: Cloud) -> Cloud:
+    """Every resource some function names, made up front (a handler test makes what it uses)."""
+    cloud.make_all()
+    return cloud
 
 
 def _declared(logical_id: str) -> dict[str, Any]:
