@@ -164,6 +164,14 @@ def entered(events: list[dict[str, Any]], state: str) -> list[Any]:
     ]
 
 
+def exited(events: list[dict[str, Any]], state: str) -> list[Any]:
+    return [
+        e["timestamp"]
+        for e in events
+        if (e.get("stateExitedEventDetails") or {}).get("name") == state
+    ]
+
+
 def test_month_one_is_the_first_version_and_serves(demo: Demo, story: RegistryStory) -> None:
     model = story.first_model().model
     (version,) = versions(demo).values()
@@ -255,7 +263,11 @@ def test_a_rollback_during_a_running_promotion_waits_for_it(
     promoted = sfn.describe_execution(executionArn=promotion)
     assert entered(waited, "WaitForReleaseLock"), "the rollback waited for the lock"
     (read_production,) = entered(waited, "ReadProduction")
-    assert read_production >= promoted["stopDate"], "it read production after month 5's release"
+    # month 5's release ends when its promotion gives the lock back (its execution records how
+    # it promoted after that, and stops a moment later)
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=promotion)
+    (released,) = exited([e for p in pages for e in p["events"]], "ReleaseLockAfterPromotion")
+    assert read_production >= released, "it read production after month 5's release"
     assert entered(waited, "CreateGreenModel")[0] < promoted["stopDate"], "green was made at once"
 
     assert ops.release(demo.target).production_endpoint == f"{first}-prod"
