@@ -26,7 +26,7 @@ from pipeline_common.approval_request import evidence_from
 from pipeline_common.approvals import REVIEW, Approval, ApprovalStore, signature
 from pipeline_common.events import ApprovalRequestEvent
 
-from tests.handlers.conftest import REGION, Cloud, FakeLambdaContext, Loader, load_event
+from tests.handlers.support import REGION, Cloud, FakeLambdaContext, Loader, load_event
 
 PLOT_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 SEND_TASK = ("SendTaskSuccess", "SendTaskFailure")

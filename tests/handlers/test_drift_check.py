@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     Cloud,
     FakeLambdaContext,
     Loader,

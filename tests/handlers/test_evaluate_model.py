@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from pipeline_common import registry
 from pipeline_common.gate import Comparison, comparison_key
 
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     TEMPLATE,
     Cloud,
     FakeLambdaContext,

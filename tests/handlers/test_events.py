@@ -34,7 +34,7 @@ from pipeline_common.pipeline import ALARM_STATE_CHANGE, RawObject, drift_salt, 
 from pydantic import BaseModel, ValidationError
 
 from safe_deploy.localcloud.template import Stack
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     ACCOUNT,
     EVENTS,
     FUNCTIONS,

@@ -21,7 +21,7 @@ from pipeline_common.serving import PredictSettings
 from pipeline_common.settings import SettingsError
 
 from model.stats import dataset_statistics
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     ACCOUNT,
     REGION,
     REPO,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.handlers.conftest import REPO, Cloud, FakeLambdaContext, Loader, load_event
+from tests.handlers.support import REPO, Cloud, FakeLambdaContext, Loader, load_event
 
 MODEL_FILES = sorted(
     str(p.relative_to(REPO / "model"))

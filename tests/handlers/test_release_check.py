@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto.cloudformation.models import cloudformation_backends
 from pipeline_common.layout import NO_ENDPOINT
 from pipeline_common.release import (
     LIVE_ALIAS,
@@ -25,7 +24,7 @@ from pipeline_common.release import (
     ReleaseError,
 )
 
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     ACCOUNT,
     REGION,
     STACK_NAME,
@@ -62,6 +61,9 @@ def stack(cloud: Cloud, status: str = "UPDATE_COMPLETE", *, outputs: bool = True
     stack_id = cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(body))[
         "StackId"
     ]
+    # moto's CloudFormation loads every moto service: imported by the tests that make a stack
+    from moto.cloudformation.models import cloudformation_backends
+
     cloudformation_backends[ACCOUNT][REGION].stacks[stack_id].status = status
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.handlers.conftest import REGION, REPO, TEMPLATE, Cloud
+from tests.handlers.support import REGION, REPO, TEMPLATE, Cloud
 
 # The lifecycle rule properties the bucket test compares; a rule using another fails the test
 # until the comparison reads it too.

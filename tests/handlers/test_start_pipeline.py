@@ -11,7 +11,7 @@ import pytest
 from pipeline_common.layout import model_id_for
 from pipeline_common.settings import SettingsError
 
-from tests.handlers.conftest import Cloud, FakeLambdaContext, Loader, emf_metrics, load_event
+from tests.handlers.support import Cloud, FakeLambdaContext, Loader, emf_metrics, load_event
 
 TRIPS = b"VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,passenger_count,trip_distance\n"
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from pipeline_common.layout import ModelResources
 
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     Cloud,
     Endpoints,
     FakeLambdaContext,

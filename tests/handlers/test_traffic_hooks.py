@@ -30,7 +30,7 @@ from pipeline_common.hooks import _appspec
 from pipeline_common.layout import CAPTURE_PREFIX, VARIANT
 
 from safe_deploy.localcloud import codedeploy as local_codedeploy
-from tests.handlers.conftest import (
+from tests.handlers.support import (
     ACCOUNT,
     REGION,
     STACK_NAME,
