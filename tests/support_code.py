@@ -181,6 +181,7 @@ class Function:
     parent: Function | None = None
     bound: dict[str, set[Kind]] = field(default_factory=dict)  # parameter -> kinds from callers
     children: list[Function] = field(default_factory=list)
+    _body: list[ast.AST] | None = field(default=None, repr=False, compare=False)
 
     @property
     def params(self) -> list[ast.arg]:
@@ -202,8 +203,14 @@ class Function:
             isinstance(d, ast.Name) and d.id == "staticmethod" for d in self.node.decorator_list
         )
 
-    def body(self) -> Iterator[ast.AST]:
-        """This function's own nodes (nested functions and classes are their own)."""
+    def body(self) -> list[ast.AST]:
+        """This function's own nodes (nested functions and classes are their own); the analysis
+        walks them again on every pass, so they are gathered once."""
+        if self._body is None:
+            self._body = list(self._walk_body())
+        return self._body
+
+    def _walk_body(self) -> Iterator[ast.AST]:
         roots = self.node.body if self.node else self.module.tree.body
         stack: list[ast.AST] = list(roots)
         if self.node is not None:
@@ -232,6 +239,12 @@ class Module:
     classes: dict[str, dict[str, Function]] = field(default_factory=dict)  # class -> methods
 
 
+@functools.cache
+def _parse(name: str, text: str) -> ast.Module:
+    # every function's analysis loads the same library modules; the trees are only read
+    return ast.parse(text, name)
+
+
 class Program:
     """A handler module and the library modules it imports."""
 
@@ -256,7 +269,7 @@ class Program:
     def _load(self, name: str, path: Path) -> Module:
         if name in self.modules:
             return self.modules[name]
-        module = Module(name, path, ast.parse(path.read_text(), str(path)))
+        module = Module(name, path, _parse(str(path), path.read_text()))
         self.modules[name] = module
         top = Function(f"{name}.<module>", None, module)
         self.top[name] = top

@@ -290,7 +290,11 @@ def function_check(
     """What a function's code can call, as needs on its role. ``source`` and ``library_roots``
     replace the function's own code (to test the analysis on altered copies)."""
     handler, roots = function_source(sam, function_id)
-    report = analyse(source or handler, library_roots if library_roots is not None else roots, REPO)
+    if source is None and library_roots is None:
+        report = _own_code_report(handler, tuple(roots))
+    else:
+        roots = library_roots if library_roots is not None else roots
+        report = analyse(source or handler, roots, REPO)
     check = Check(function_id, role_of(template, function_id), report=report)
     for call in report.calls:
         for action in iam_actions(call.service, call.operation):
@@ -302,6 +306,19 @@ def function_check(
         for value in environment.values():
             check.needs += topic_key_needs(stack, str(value), why=f"{function_id} publishes")
     return check
+
+
+@functools.cache
+def _analysed(handler: Path, roots: tuple[Path, ...]) -> Report:
+    # The analysis is the slow part of a check and several tests check the same function: the
+    # repository's code does not change during a session (altered copies are never cached).
+    return analyse(handler, roots, REPO)
+
+
+def _own_code_report(handler: Path, roots: tuple[Path, ...]) -> Report:
+    """A function's own code analysed (once per session), as a copy its caller may change."""
+    report = _analysed(handler, roots)
+    return Report(list(report.calls), list(report.unmapped), list(report.modules))
 
 
 def topic_key_needs(stack: Stack, topic_arn: str, why: str) -> list[Need]:

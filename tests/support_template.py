@@ -64,9 +64,17 @@ def plain(value: Any) -> Any:
 
 
 def load_sam(path: Path = TEMPLATE) -> Template:
-    """``template.yaml`` as written (short tags such as ``!Sub`` become ``Fn::Sub``)."""
-    document: Template = plain(cfn_yaml.load(str(path)))
+    """``template.yaml`` as written (short tags such as ``!Sub`` become ``Fn::Sub``); each
+    caller gets its own copy."""
+    document: Template = json.loads(_parsed(str(path), path.read_text(encoding="utf-8")))
     return document
+
+
+@functools.cache
+def _parsed(name: str, text: str) -> str:
+    # Most test modules load the template, and the YAML parse is far slower than json.loads:
+    # parsed once per text, so a file rewritten during the session is parsed again.
+    return json.dumps(cfn_yaml.loads(text, name))
 
 
 def for_translator(sam: Template, root: Path = REPO, packaged: bool = False) -> Template:
@@ -109,13 +117,15 @@ def translate(
 
 
 @functools.cache
-def _transformed(parameters: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(translate(load_sam(), dict(parameters)))
+def _transformed(parameters: tuple[tuple[str, str], ...], packaged: bool) -> str:
+    return json.dumps(translate(load_sam(), dict(parameters), packaged=packaged))
 
 
-def transformed(parameters: Mapping[str, str] | None = None) -> Template:
-    """``template.yaml`` transformed (cached per parameter set; each caller gets its own copy)."""
-    result: Template = json.loads(_transformed(tuple(sorted((parameters or {}).items()))))
+def transformed(parameters: Mapping[str, str] | None = None, packaged: bool = False) -> Template:
+    """``template.yaml`` transformed (cached per parameter set; each caller gets its own copy).
+    ``packaged``: as ``translate`` takes it."""
+    key = tuple(sorted((parameters or {}).items()))
+    result: Template = json.loads(_transformed(key, packaged))
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,41 +208,78 @@ def test_the_datetime_check_sees_datetimes() -> None:
 
 
 # ---------------------------------------------------------------------------- asl-validator
-def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+VALIDATE_MANY = Path(__file__).with_name("validate_many.js")
+
+
+def _deployed(machine: Machine) -> dict[str, Any]:
+    """The definition as the stack deploys it: placeholders filled in with the values
+    DefinitionSubstitutions give an (imaginary) stack."""
+    return definition(load_sam(), Stack(transformed()), machine.logical_id)
+
+
+def _broken() -> dict[str, Any]:
+    broken: dict[str, Any] = json.loads(MACHINES[0].text)
+    first = broken["States"][broken["StartAt"]]
+    first["Next"] = "NoSuchState"
+    return broken
+
+
+@dataclass(frozen=True)
+class Validated:
+    """asl-validator's verdict on one file: ``output`` is what its CLI prints for it."""
+
+    path: Path
+    valid: bool
+    output: str
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Validated]:
+    """Every definition this module validates, by name (a machine's id for its file, the
+    id with ``:deployed`` for its deployed definition, ``broken``), in one node process:
+    starting node and loading the validator is most of the cost of one CLI run."""
     if not VALIDATOR.exists():
         pytest.skip("node_modules/.bin/asl-validator is missing: run `make tools`")
-    return subprocess.run(
-        [str(VALIDATOR), "--json-path", str(path)],
+    folder = tmp_path_factory.mktemp("asl")
+    paths = {m.logical_id: m.path for m in MACHINES}
+    for name, document in [
+        *((f"{m.logical_id}:deployed", _deployed(m)) for m in MACHINES),
+        ("broken", _broken()),
+    ]:
+        paths[name] = folder / f"{name.replace(':', '.')}.json"
+        paths[name].write_text(json.dumps(document))
+    result = subprocess.run(
+        ["node", str(VALIDATE_MANY), *map(str, paths.values())],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-
-
-def test_asl_validator_accepts_the_files(machine: Machine) -> None:
-    result = _validate(machine.path)
     assert result.returncode == 0, result.stdout + result.stderr
+    verdicts = json.loads(result.stdout)
+    return {
+        name: Validated(path, verdicts[str(path)]["valid"], verdicts[str(path)]["output"])
+        for name, path in paths.items()
+    }
 
 
-def test_asl_validator_accepts_the_deployed_definitions(machine: Machine, tmp_path: Path) -> None:
-    """The definition as the stack deploys it: placeholders filled in with the values
-    DefinitionSubstitutions give an (imaginary) stack."""
-    template = transformed()
-    deployed = definition(load_sam(), Stack(template), machine.logical_id)
-    path = tmp_path / f"{machine.logical_id}.json"
-    path.write_text(json.dumps(deployed))
-    assert not PLACEHOLDER.search(path.read_text())
-    result = _validate(path)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_asl_validator_accepts_the_files(machine: Machine, validated: dict[str, Validated]) -> None:
+    result = validated[machine.logical_id]
+    assert result.path == machine.path
+    assert result.valid, result.output
 
 
-def test_asl_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
-    broken = json.loads(MACHINES[0].text)
-    first = broken["States"][broken["StartAt"]]
-    first["Next"] = "NoSuchState"
-    path = tmp_path / "broken.json"
-    path.write_text(json.dumps(broken))
-    result = _validate(path)
-    assert result.returncode != 0
-    assert "NoSuchState" in result.stdout + result.stderr
+def test_asl_validator_accepts_the_deployed_definitions(
+    machine: Machine, validated: dict[str, Validated]
+) -> None:
+    result = validated[f"{machine.logical_id}:deployed"]
+    assert json.loads(result.path.read_text()) == _deployed(machine)
+    assert not PLACEHOLDER.search(result.path.read_text())
+    assert result.valid, result.output
+
+
+def test_asl_validator_rejects_a_broken_definition(validated: dict[str, Validated]) -> None:
+    result = validated["broken"]
+    assert json.loads(result.path.read_text()) == _broken()
+    assert not result.valid
+    assert "NoSuchState" in result.output
