@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,11 @@ from tests.support import TRIP_HEADER, read_split, write_trip_csv
 from tests.unit.test_prepare_golden import spoiled_month
 
 OUTPUTS = tuple(OUTPUT_FILES.values())
+
+
+class Prepared(NamedTuple):
+    out: Path
+    summary: PrepareSummary
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -38,6 +44,20 @@ def spoiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def spoiled_whole(spoiled: Path, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """The spoiled month prepared in one chunk: what every chunk size is held to."""
+    out = tmp_path_factory.mktemp("spoiled-whole")
+    return Prepared(out, prepare([spoiled], out))
+
+
+@pytest.fixture(scope="module")
+def small_whole(small_month_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """The small month's CSV prepared in one chunk: what every Parquet batch size is held to."""
+    out = tmp_path_factory.mktemp("small-whole")
+    return Prepared(out, prepare([small_month_csv], out))
+
+
+@pytest.fixture(scope="module")
 def row_groups(small_month: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small synthetic month as Parquet in row groups of 700 rows."""
     path = tmp_path_factory.mktemp("groups") / "green_tripdata_2018-02.parquet"
@@ -48,24 +68,24 @@ def row_groups(small_month: pd.DataFrame, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.mark.parametrize("chunk_rows", [3, 64, 1000])
 def test_csv_outputs_do_not_depend_on_the_chunk_size(
-    spoiled: Path, tmp_path: Path, chunk_rows: int
+    spoiled: Path, spoiled_whole: Prepared, tmp_path: Path, chunk_rows: int
 ) -> None:
-    whole = prepare([spoiled], tmp_path / "default")
+    whole = spoiled_whole.summary
     chunked = prepare([spoiled], tmp_path / "chunked", chunk_rows=chunk_rows)
 
-    assert outputs(tmp_path / "chunked") == outputs(tmp_path / "default")
+    assert outputs(tmp_path / "chunked") == outputs(spoiled_whole.out)
     same_summary(chunked, whole)
     assert whole.dropped["malformed_row"] == 2  # the faults really are in the file
 
 
 @pytest.mark.parametrize("chunk_rows", [97, 700, 1500])
 def test_parquet_outputs_do_not_depend_on_batches_or_row_groups(
-    row_groups: Path, small_month_csv: Path, tmp_path: Path, chunk_rows: int
+    row_groups: Path, small_whole: Prepared, tmp_path: Path, chunk_rows: int
 ) -> None:
-    whole = prepare([small_month_csv], tmp_path / "csv")
+    whole = small_whole.summary
     chunked = prepare([row_groups], tmp_path / "parquet", chunk_rows=chunk_rows)
 
-    assert outputs(tmp_path / "parquet") == outputs(tmp_path / "csv")
+    assert outputs(tmp_path / "parquet") == outputs(small_whole.out)
     assert chunked.dropped == whole.dropped
     assert chunked.splits == whole.splits
 
