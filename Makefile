@@ -93,7 +93,7 @@ CHECK_TESTS := tests/unit tests/asl tests/template tests/iam tests/handlers
 
 .PHONY: check
 check: lint tools ## the fast tier: lint, then the tests that start no local cloud and no whole tool (unit, state machines, template, IAM, handlers)
-	$(RUN) pytest -q -p no:cacheprovider -n auto --hypothesis-profile=quick -m "not slow" $(CHECK_TESTS)
+	$(RUN) pytest -q -p no:cacheprovider -n auto --dist worksteal --hypothesis-profile=quick -m "not slow" $(CHECK_TESTS)
 
 .PHONY: test
 # Every test, on a worker per core: a module stays on one worker (its local cloud and story are

@@ -45,7 +45,7 @@ from safe_deploy.localcloud.state import LocalSettings
 from safe_deploy.localcloud.timeline.stages import FROM_APPROVAL
 from safe_deploy.localcloud.workdir import WorkdirError, claim, clear
 from safe_deploy.report import Report, drift_png, save_json, traffic_split_png
-from safe_deploy.scenarios import SCENARIOS, Decision, Scenario
+from safe_deploy.scenarios import SCENARIO_PARAMETERS, SCENARIOS, Decision, Scenario
 from safe_deploy.target import Target
 from safe_deploy.traffic import Answer, LoadGenerator, client_rides
 
@@ -72,7 +72,6 @@ def lambda_handler(event, context):  # type: ignore[no-redef]
 # The demo's pace: a simulated minute in 0.6 real seconds, twice the local cloud's default. Its
 # client is a program, and its waits for that client never go below CLIENT_WAIT_FLOOR.
 DEMO_TIME_SCALE = 0.01
-SCENARIO_PARAMETERS = {s.name: s.parameters for s in SCENARIOS.values() if s.parameters}
 TRAINING_TIMEOUT = 180.0
 
 

@@ -126,6 +126,8 @@ REGISTRY: tuple[Scenario, ...] = (
     ),
 )
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in REGISTRY}
+# what a scenario's stack is deployed with, beside the template's defaults
+SCENARIO_PARAMETERS = {s.name: s.parameters for s in REGISTRY if s.parameters}
 
 
 def readme_table() -> list[str]:

@@ -9,11 +9,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from safe_deploy import samcli
-from safe_deploy.localcloud.cloud import LocalCloud
+
+if TYPE_CHECKING:
+    from safe_deploy.localcloud.cloud import LocalCloud
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,9 @@ import pytest
 from pipeline_common.slack import button_value, request_signature
 
 from safe_deploy import ops
-from safe_deploy.demo import SCENARIO_PARAMETERS, Demo
+from safe_deploy.demo import Demo
 from safe_deploy.localcloud.channels import LOCAL_APPROVER, LOCAL_TEAM
+from safe_deploy.scenarios import SCENARIO_PARAMETERS
 from tests.approvals.local import LocalPipeline, link_parts
 from tests.e2e.conftest import running_demo, sagemaker_resources, subject_arrives
 

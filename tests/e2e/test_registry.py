@@ -23,8 +23,9 @@ from pipeline_common.registry import Package
 
 from safe_deploy import ops
 from safe_deploy.cli import main
-from safe_deploy.demo import SCENARIO_PARAMETERS, CanaryRelease, Demo, ScenarioOutcome
+from safe_deploy.demo import CanaryRelease, Demo, ScenarioOutcome
 from safe_deploy.localcloud.cloud import LOCAL_OPERATOR_ARN
+from safe_deploy.scenarios import SCENARIO_PARAMETERS
 from safe_deploy.traffic import TrafficLog
 from tests.e2e.conftest import Story, running_demo, sagemaker_resources, subject_arrives
 

@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 
 from safe_deploy.cli import main, print_monitoring
 from safe_deploy.console import StageFailed, Stages
-from safe_deploy.report import drift_png
 from tests.unit.test_traffic import Reply, StubApi, connect_cli
 
 MARKUP = "[bold]trips[/bold] :secret: :smile:"
@@ -116,6 +115,8 @@ def test_drift_by_feature_shows_names_and_reasons_as_written(
 
 def test_the_drift_plot_draws_feature_names_as_written(tmp_path: Path) -> None:
     """A pair of dollars would be read as maths, and an unknown command would fail the report."""
+    from safe_deploy.report import drift_png  # matplotlib: only this test draws
+
     path = tmp_path / "drift.png"
 
     drift_png({"fare $\\nosuch$ paid": 0.3, "trip_distance": 0.01}, 0.1, path)

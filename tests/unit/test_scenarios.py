@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from safe_deploy.demo import SCENARIO_PARAMETERS
-from safe_deploy.scenarios import REGISTRY, SCENARIOS, Decision, Scenario, readme_table
+from safe_deploy.scenarios import (
+    REGISTRY,
+    SCENARIO_PARAMETERS,
+    SCENARIOS,
+    Decision,
+    Scenario,
+    readme_table,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

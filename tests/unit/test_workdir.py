@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from safe_deploy.console import StageFailed
-from safe_deploy.demo import empty_workdir
 from safe_deploy.localcloud.inflight import Execution, InFlight
 from safe_deploy.localcloud.workdir import (
     LOCAL_CLOUD_FILES,
@@ -31,6 +30,14 @@ from safe_deploy.localcloud.workdir import (
     occupy,
     probe,
 )
+
+
+def empty_workdir(workdir: Path) -> None:
+    """``safe_deploy.demo.empty_workdir``, imported when a test calls it: the demo brings the
+    whole local cloud, which the other tests here do not need."""
+    from safe_deploy.demo import empty_workdir as empty
+
+    empty(workdir)
 
 
 # ---------------------------------------------------------------------------- the marker
