@@ -96,6 +96,32 @@ def test_every_task_retries_and_catches(machine: Machine) -> None:
     assert not bare, "\n".join(bare)
 
 
+def test_a_cause_is_read_as_json_only_after_a_job_or_execution_failed(machine: Machine) -> None:
+    """In a Catch, States.TaskFailed matches every error a Task reports but States.Timeout: the
+    call's own errors too (a quota, a name in use), whose Cause is plain text. Parsing that
+    Cause is a States.Runtime error, which no Catch takes: the run would end without telling
+    anyone or deleting its dev endpoint. Only the rule ``$.failure.Error == States.TaskFailed``
+    may lead to a state that parses it."""
+    wrong = []
+    for scope in scopes(machine.definition):
+        parsers = {
+            name
+            for name, state in scope.states.items()
+            if "States.StringToJson($.failure.Cause)" in json.dumps(state.get("Parameters", {}))
+        }
+        for name, state in scope.states.items():
+            for index, rule in enumerate(state.get("Choices", [])):
+                guarded = rule.get("Variable") == "$.failure.Error" and (
+                    rule.get("StringEquals") == "States.TaskFailed"
+                )
+                if rule["Next"] in parsers and not guarded:
+                    wrong.append(f"{scope.path}: {name}.Choices[{index}] -> {rule['Next']}")
+            for field_name, target in transitions(state):
+                if target in parsers and not field_name.startswith("Choices"):
+                    wrong.append(f"{scope.path}: {name}.{field_name} -> {target}")
+    assert not wrong, "reach a state that parses $.failure.Cause unguarded:\n" + "\n".join(wrong)
+
+
 def test_every_task_calls_a_real_api(machine: Machine) -> None:
     """A misspelled API in a Resource is only found when the state runs."""
     unknown = []

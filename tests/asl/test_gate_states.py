@@ -151,9 +151,15 @@ def test_comparison_json_lands_where_the_gate_reads_it() -> None:
 
 def test_a_failed_comparison_stops_the_run_with_the_jobs_reason() -> None:
     catches = {c["ErrorEquals"][0]: c["Next"] for c in GATE["States"]["Compare"]["Catch"]}
-    assert catches == {"States.TaskFailed": "CompareFailed", "States.ALL": "CandidateFailed"}
-    said_why = _path("CompareFailed", {"CompareFailedReason": True})
+    assert catches == {"States.TaskFailed": "CompareFailureKind", "States.ALL": "CandidateFailed"}
+    # States.TaskFailed catches CreateProcessingJob's own errors too: their Cause is not the job
+    call_failed = _path("CompareFailureKind", {"CompareFailureKind": False})
+    assert call_failed == ["CompareFailureKind", "CandidateFailed"]
+    said_why = _path(
+        "CompareFailureKind", {"CompareFailureKind": True, "CompareFailedReason": True}
+    )
     assert said_why == [
+        "CompareFailureKind",
         "CompareFailed",
         "CompareFailedReason",
         "CompareExitMessage",

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from moto.core.exceptions import ServiceException
+from moto.sagemaker.responses import SageMakerResponse
 
 from model.synth import synth_trips, write_trips
 from safe_deploy import ops
 from safe_deploy.cli import main
 from safe_deploy.demo import Demo
-from tests.e2e.conftest import running_demo
+from tests.e2e.conftest import running_demo, subject_arrives
 from tests.support import TRIP_HEADER
 
 RUN_TIMEOUT = 120.0
@@ -176,3 +178,42 @@ def test_a_failed_promotion_shows_the_hook_verdict_first(demo: Demo, pending: op
     (line,) = [ln for ln in logs.stdout.splitlines() if "post-traffic verdict" in ln]
     assert " PostTrafficHookFunction INFO post-traffic verdict " in line
     assert verdict in line
+
+
+class ResourceLimitExceeded(ServiceException):  # type: ignore[misc]
+    code = "ResourceLimitExceeded"
+
+
+QUOTA = (
+    "The account-level service limit 'ml.m5.xlarge for processing job usage' is 0 Instances, "
+    "with current utilization of 0 Instances and a request delta of 1 Instances. Please use AWS "
+    "Service Quotas to request an increase for this quota."
+)
+
+
+def test_a_job_sagemaker_refuses_to_start_ends_the_run_with_sagemakers_reason(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker refuses CreateProcessingJob itself (here a new account's instance quota of 0, a
+    refusal the local cloud has no quota to make of itself). States.TaskFailed catches that
+    error too, and its Cause is plain text, not a job's description: the run still stops as a
+    failed run that says why and tells its people, rather than as a States.Runtime error that
+    no Catch takes."""
+
+    def refuse(response: SageMakerResponse) -> None:
+        raise ResourceLimitExceeded(QUOTA)
+
+    monkeypatch.setattr(SageMakerResponse, "create_processing_job", refuse)
+    month = demo.workdir / "data" / "refused-month.csv"
+    write_trips(synth_trips(2000, seed=4, month="2018-03"), month)
+    uploaded = ops.upload_data(demo.target, month)
+
+    (run,) = ended(demo, [uploaded.key]).values()
+
+    assert (run.status, run.failed_at) == ("FAILED", "PrepareData")
+    assert run.error.startswith("SageMaker.ResourceLimitExceeded"), run.error
+    assert run.failure is not None
+    assert run.failure.reasons[0].startswith(QUOTA[:60]), run.failure.reasons
+    assert "stopped" in subject_arrives(demo.cloud, run.name, "ResourceLimitExceeded")
+    result = command(demo, "status", "--runs", "10")
+    assert squeezed(f"why it stopped {QUOTA[:60]}") in squeezed(result.stdout)
