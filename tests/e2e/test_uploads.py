@@ -211,7 +211,7 @@ def test_a_job_sagemaker_refuses_to_start_ends_the_run_with_sagemakers_reason(
     (run,) = ended(demo, [uploaded.key]).values()
 
     assert (run.status, run.failed_at) == ("FAILED", "PrepareData")
-    assert run.error.startswith("SageMaker.ResourceLimitExceeded"), run.error
+    assert (run.error or "").startswith("SageMaker.ResourceLimitExceeded"), run.error
     assert run.failure is not None
     assert run.failure.reasons[0].startswith(QUOTA[:60]), run.failure.reasons
     assert "stopped" in subject_arrives(demo.cloud, run.name, "ResourceLimitExceeded")
