@@ -88,6 +88,7 @@ class Run:
 # history (the local cloud answers with the whole history, oldest first, in one page).
 HISTORY_PAGE = 100
 HISTORY_PAGES = 5
+LAST_STEP_PAGE = 10
 # The states a training run enters once something failed (catch handlers, cleanup,
 # notification): the state that failed is the last one before them.
 FAILURE_HANDLING = re.compile(
@@ -98,10 +99,13 @@ FAILURE_HANDLING = re.compile(
 class ExecutionHistory:
     """An execution's events, newest first, read a page at a time and only as far as asked."""
 
-    def __init__(self, sfn: Any, arn: str, max_pages: int = HISTORY_PAGES) -> None:
+    def __init__(
+        self, sfn: Any, arn: str, max_pages: int = HISTORY_PAGES, page_size: int = HISTORY_PAGE
+    ) -> None:
         self.sfn = sfn
         self.arn = arn
         self.max_pages = max_pages
+        self.page_size = page_size  # the same on every page, as a nextToken requires
         self.events: dict[int, dict[str, Any]] = {}
         self.newest_first_ids: list[int] = []
         self._token: str | None = None
@@ -114,7 +118,7 @@ class ExecutionHistory:
         request: dict[str, Any] = {
             "executionArn": self.arn,
             "reverseOrder": True,
-            "maxResults": HISTORY_PAGE,
+            "maxResults": self.page_size,
         }
         if self._token:
             request["nextToken"] = self._token
@@ -204,8 +208,13 @@ def candidate_from_history(
 
 
 def last_step(sfn: Any, arn: str) -> str | None:
-    """The state the execution entered last (its current step while it runs)."""
-    return current_step(ExecutionHistory(sfn, arn, max_pages=1))
+    """The state the execution entered last (its current step while it runs): read from the
+    newest few events, which nearly always name it (followers ask several times a second)."""
+    return current_step(
+        ExecutionHistory(
+            sfn, arn, max_pages=HISTORY_PAGE // LAST_STEP_PAGE, page_size=LAST_STEP_PAGE
+        )
+    )
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
