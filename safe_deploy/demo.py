@@ -193,21 +193,25 @@ class Demo:
     def upload(self, path: Path, key: str | None = None) -> str:
         uploaded = ops.upload_data(self.target, path, key)
         self.stages.say(f"uploaded {path.name} to s3://{uploaded.bucket}/{uploaded.key}")
-        run = self.cloud.wait_for(
-            lambda: next(
+        sfn = self.target.client("stepfunctions")
+        machine = self.target.output("TrainingStateMachineArn")
+
+        def new_run() -> str | None:
+            executions = sfn.list_executions(stateMachineArn=machine, maxResults=20)
+            return next(
                 (
-                    r
-                    for r in ops.runs(self.target, 20)
-                    if r.started.timestamp() > time.time() - 60 and r.name not in self.seen_runs
+                    str(e["name"])
+                    for e in executions["executions"]
+                    if e["startDate"].timestamp() > time.time() - 60
+                    and e["name"] not in self.seen_runs
                 ),
                 None,
-            ),
-            30,
-            what="the pipeline to start",
-        )
-        self.seen_runs.add(run.name)
-        self.stages.say(f"EventBridge started pipeline run {run.name}")
-        return str(run.name)
+            )
+
+        name: str = self.cloud.wait_for(new_run, 30, what="the pipeline to start")
+        self.seen_runs.add(name)
+        self.stages.say(f"EventBridge started pipeline run {name}")
+        return name
 
     def follow(self, model_id: str, until: Callable[[ops.Run], bool], timeout: float) -> ops.Run:
         """Print each step the run enters until ``until`` holds or the run ends."""
@@ -329,10 +333,12 @@ class Demo:
             else:
                 self.wait_for_decision(model_id)
             # Clients arrive once the first model is live: the post-traffic hook waits for them.
+            sfn = self.target.client("stepfunctions")
+            run_arn = ops.find_run(self.target, model_id)
             self.cloud.wait_for(
                 lambda: (
                     len(self.cloud.feed.find("codedeploy", "100% of live")) > shifts
-                    or ops.runs(self.target, 1)[0].status != "RUNNING"
+                    or sfn.describe_execution(executionArn=run_arn)["status"] != "RUNNING"
                 ),
                 TRAINING_TIMEOUT,
                 what="the first model to go live",

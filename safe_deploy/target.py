@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from safe_deploy.clients import ClientCache
 
 # boto3 and requests are imported where they are used: the command line imports this module for
 # every command, and commands that work on local files (monitor, data prepare) never need them.
@@ -40,6 +42,7 @@ class Target:
     session: boto3.Session
     endpoint_url: str | None = None
     stack_name: str | None = None  # None: the local cloud's, found by its outputs
+    _clients: ClientCache = field(default_factory=ClientCache, repr=False, compare=False)
 
     @property
     def local(self) -> bool:
@@ -50,8 +53,11 @@ class Target:
         return self.outputs["ApiUrl"].rstrip("/")
 
     def client(self, service: str) -> Any:
+        """The target's client for ``service``, one per target (the commands poll)."""
         make: Callable[..., Any] = self.session.client
-        return make(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        return self._clients.get(
+            service, lambda: make(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        )
 
     def output(self, name: str) -> str:
         try:

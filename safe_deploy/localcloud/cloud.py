@@ -23,11 +23,13 @@ from typing import Any
 import boto3
 import requests
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import sqs_backends
 from pipeline_common.layout import NO_ENDPOINT, monitoring_schedule_of
 from werkzeug.wrappers import Request, Response
 
+from safe_deploy.clients import ClientCache, forget_environment_clients
 from safe_deploy.localcloud import (
     codedeploy,
     events,
@@ -91,6 +93,7 @@ class LocalCloud:
         self.broken: list[str] = []  # duties that stopped while the cloud ran: see check()
         self.broken_event = threading.Event()
         self._saved_env: dict[str, str] = {}
+        self._clients = ClientCache()
         self._server: ThreadedMotoServer | None = None
         self.outputs: dict[str, str] = {}
         self.not_emulated: dict[str, str] = {}
@@ -298,6 +301,8 @@ class LocalCloud:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        self._clients.clear()
+        forget_environment_clients()
         patching.restore_all()
         if self in _RUNNING:
             _RUNNING.remove(self)
@@ -334,7 +339,10 @@ class LocalCloud:
 
     def client(self, service: str) -> Any:
         make: Callable[..., Any] = boto3.client
-        return make(service, region_name=self.settings.region, endpoint_url=self.aws_url)
+        return self._clients.get(
+            service,
+            lambda: make(service, region_name=self.settings.region, endpoint_url=self.aws_url),
+        )
 
     def client_environment(self) -> dict[str, str]:
         """What ``safe-deploy local env`` exports: a client's endpoint, region, credentials."""
@@ -443,12 +451,16 @@ class LocalCloud:
 
     def _watch_alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
+        kept = cloudwatch_backends[self.settings.account][self.settings.region].alarms
         while not self._threads_stop.wait(0.25):
             self._sample_queues()
             for name, state in self.alarms.evaluate_all().items():
-                cloudwatch.set_alarm_state(
-                    AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
-                )
+                # CloudWatch changes an alarm's state when its evaluation changes it.
+                alarm = kept.get(name)
+                if alarm is None or alarm.state_value != state:
+                    cloudwatch.set_alarm_state(
+                        AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
+                    )
             points = self.metrics.drain()
             for start in range(0, len(points), 500):
                 chunk = points[start : start + 500]

@@ -55,9 +55,11 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
     WaitFunction,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from safe_deploy.clients import ClientCache
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.timeline import Kind, Recorder
 from safe_deploy.localcloud.timeline.durations import WAIT_STATE
@@ -270,6 +272,24 @@ def _state_task_service_for(service_name: str) -> Any:
     return _service_for(service_name)
 
 
+class _SharedClients:
+    """What moto's Step Functions sees as ``boto3`` when it makes a client for a task: one
+    client per service, region and endpoint (it made one for every task and every poll of a
+    ``.sync`` job; its settings never change)."""
+
+    def __init__(self) -> None:
+        self._clients = ClientCache()
+
+    def client(self, service_name: str, region_name: str, **settings: Any) -> Any:
+        import boto3
+
+        make: Callable[..., Any] = boto3.client
+        key = (service_name, region_name, settings.get("endpoint_url"))
+        return self._clients.get(
+            key, lambda: make(service_name=service_name, region_name=region_name, **settings)
+        )
+
+
 # ---------------------------------------------------------------------------- time
 def install(scale: float, timeline: Recorder | None = None) -> None:
     """Install the integrations and scale every wait by ``scale``; each Wait state goes into
@@ -315,6 +335,7 @@ def install(scale: float, timeline: Recorder | None = None) -> None:
         env.stack.append(seconds if self.is_default_value() else seconds * scale)
 
     replace(WaitFunction, "_wait_interval", wait_interval)
+    replace(boto_client, "boto3", _SharedClients())
     replace(Timeout, "_eval_body", timeout_eval)
     replace(
         retrier_decl,

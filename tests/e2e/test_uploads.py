@@ -65,7 +65,10 @@ def ended(demo: Demo, keys: list[str]) -> dict[str, ops.Run]:
         done = {k: found[k] for k in keys if k in found and found[k].status != "RUNNING"}
         return done if len(done) == len(keys) else None
 
-    return dict(demo.cloud.wait_for(all_ended, RUN_TIMEOUT, what=f"runs of {keys} to end"))
+    # Each look describes up to 20 runs, as `status` does: once a second is often enough.
+    return dict(
+        demo.cloud.wait_for(all_ended, RUN_TIMEOUT, interval=1.0, what=f"runs of {keys} to end")
+    )
 
 
 def test_upload_data_refuses_an_empty_file_and_uploads_nothing(demo: Demo, tmp_path: Path) -> None:
@@ -138,7 +141,9 @@ def pending(demo: Demo) -> ops.Run:
             raise AssertionError(f"the good month's run ended: {run.failure}")
         return run if run is not None and run.step == "RequestApproval" else None
 
-    run: ops.Run = demo.cloud.wait_for(waiting, RUN_TIMEOUT, what="the good month's approval")
+    run: ops.Run = demo.cloud.wait_for(
+        waiting, RUN_TIMEOUT, interval=1.0, what="the good month's approval"
+    )
     return run
 
 

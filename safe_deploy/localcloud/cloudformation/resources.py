@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from werkzeug.wrappers import Request, Response
 
+from safe_deploy.clients import environment_client
 from safe_deploy.localcloud.access_log import AccessLogError, AccessLogSetting
 from safe_deploy.localcloud.api import LocalApi, Route, StageSettings, template_media_types
 from safe_deploy.localcloud.cloudformation.model import Resource, ResourceFailed, Stack
@@ -148,8 +148,7 @@ class Handlers:
         api.local_routes["/_local/cfn-response/"] = self._custom_response
 
     def client(self, service: str) -> Any:
-        make: Callable[..., Any] = boto3.client
-        return make(service, region_name=self.settings.region)
+        return environment_client(service, self.settings.region)
 
     def context(
         self,

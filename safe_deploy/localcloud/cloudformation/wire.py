@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import boto3
 from moto.cloudformation.exceptions import CloudFormationError as MotoCloudFormationError
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult, EmptyResult
 
+from safe_deploy.clients import environment_client
 from safe_deploy.localcloud.cloudformation import template as cfn_template
 from safe_deploy.localcloud.cloudformation.engine import Engine
 from safe_deploy.localcloud.cloudformation.model import CloudFormationError
@@ -36,7 +36,7 @@ def template_from_url(url: str, region: str) -> str:
         bucket, key = host.split(".s3", 1)[0], path
     else:
         bucket, _, key = path.partition("/")
-    s3 = boto3.client("s3", region_name=region)
+    s3 = environment_client("s3", region)
     try:
         body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception:

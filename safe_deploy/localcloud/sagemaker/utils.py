@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 from moto.sagemaker.models import sagemaker_backends
 
+from safe_deploy.clients import environment_client
 from safe_deploy.localcloud.state import LocalSettings
 
 
 def s3_client() -> Any:
-    return boto3.client("s3")
+    return environment_client("s3")
 
 
 def split_uri(uri: str) -> tuple[str, str]:
