@@ -102,6 +102,7 @@ class EndpointHost:
     timeline: Recorder = field(default_factory=Recorder)
     served: dict[str, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def backend(self) -> Any:
@@ -122,7 +123,8 @@ class EndpointHost:
 
     def _start_endpoint(self, endpoint: Any, startup: float) -> None:
         name = endpoint.endpoint_name
-        time.sleep(startup)
+        if self.stopping.wait(startup):
+            return  # the local cloud stopped: the endpoint never came into service
         try:
             config = self.backend.describe_endpoint_config(endpoint.endpoint_config_name)
             variant = config["ProductionVariants"][0]

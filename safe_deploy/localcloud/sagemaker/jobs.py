@@ -31,7 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +60,9 @@ SEE_JOB_LOGS = "See job logs for more information"
 RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 
 
+STOPPED = "the local cloud stopped while the job ran"
+
+
 class JobFailed(Exception):
     """The job's own failure; the message becomes its FailureReason."""
 
@@ -71,6 +74,38 @@ class JobRunner:
     settings: LocalSettings
     feed: ActivityFeed
     timeline: Recorder = field(default_factory=Recorder)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _processes: set[subprocess.Popen[Any]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop(self) -> None:
+        """End every job now: a job still starting fails, and the processes of those running
+        are killed (their jobs fail as the cloud stopped)."""
+        self.stopping.set()
+        with self._lock:
+            running = list(self._processes)
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+
+    @contextmanager
+    def _process(self, command: list[str], **options: Any) -> Iterator[subprocess.Popen[Any]]:
+        """A job's process, which :meth:`stop` kills; it is waited for when the block ends."""
+        with self._lock:
+            if self.stopping.is_set():
+                raise JobFailed(f"InternalServerError: {STOPPED}")
+            process = subprocess.Popen(command, **options)
+            self._processes.add(process)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            with self._lock:
+                self._processes.discard(process)
+        if self.stopping.is_set():
+            raise JobFailed(f"InternalServerError: {STOPPED}")
 
     @contextmanager
     def _started(self, name: str) -> Iterator[None]:
@@ -80,7 +115,8 @@ class JobRunner:
         with self.timeline.span(
             JOB_STARTUP, name, Kind.WAIT, projected=aws_seconds(JOB_STARTUP), expected=startup
         ):
-            time.sleep(startup)
+            if self.stopping.wait(startup):
+                raise JobFailed(f"InternalServerError: {STOPPED}")
         with self.timeline.span(JOB_RUN, name, Kind.WORK):
             yield
 
@@ -194,14 +230,16 @@ class JobRunner:
         }
         exited: queue.Queue[tuple[str, int]] = queue.Queue()
         workers: dict[str, subprocess.Popen[bytes]] = {}
-        try:
+        with ExitStack() as running:
             for host, root in roots.items():
                 with (root.parent / "training.log").open("wb") as log:
-                    workers[host] = subprocess.Popen(
-                        [sys.executable, "-m", "model.train", "--root", str(root)],
-                        env=environment,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
+                    workers[host] = running.enter_context(
+                        self._process(
+                            [sys.executable, "-m", "model.train", "--root", str(root)],
+                            env=environment,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
                     )
                 threading.Thread(
                     target=lambda h=host, w=workers[host]: exited.put((h, w.wait())),
@@ -217,11 +255,6 @@ class JobRunner:
                         if other.poll() is None:
                             other.kill()
             return failed
-        finally:
-            for worker in workers.values():
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
 
     def _fail(self, job: Any, status_attribute: str, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, JobFailed) else f"AlgorithmError: {exc}"
@@ -371,26 +404,25 @@ class JobRunner:
             **os.environ,
             **{k: mapped(str(v)) for k, v in (getattr(job, "environment", None) or {}).items()},
         }
-        done = subprocess.run(
+        with self._process(
             [sys.executable, "-m", module, *arguments, *extra, "--message-file", str(message)],
             env=environment,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
-        )
+        ) as process:
+            stdout, stderr = process.communicate()
 
         def as_in_the_container(text: str) -> str:
             return text.replace(str(local("/")).rstrip("/"), "")
 
         name = job.processing_job_name
         stream = f"{name}/{host}-{int(time.time())}"
-        put_lines(
-            self.settings, PROCESSING_JOBS, stream, as_in_the_container(done.stdout + done.stderr)
-        )
+        put_lines(self.settings, PROCESSING_JOBS, stream, as_in_the_container(stdout + stderr))
         if message.exists():
             text = message.read_bytes()[:1024].decode(errors="replace")
             job.exit_message = as_in_the_container(text)
-        if done.returncode != 0:
+        if process.returncode != 0:
             raise JobFailed(f"AlgorithmError: {SEE_JOB_LOGS}")
 
     def _run_analyzer(self, environment: dict[str, str], local: Callable[[str], Path]) -> None:

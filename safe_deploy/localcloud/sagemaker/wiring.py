@@ -4,8 +4,6 @@ endpoint name that exists refused as SageMaker refuses it."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
@@ -22,10 +20,6 @@ _create_endpoint = SageMakerModelBackend.create_endpoint
 _delete_endpoint = SageMakerModelBackend.delete_endpoint
 
 
-def _in_background(target: Callable[[], None]) -> None:
-    threading.Thread(target=target, daemon=True).start()
-
-
 def install(emulator: SageMakerEmulator) -> None:
     """Route moto's SageMaker to ``emulator`` (installing again replaces the previous one)."""
     jobs, endpoints, monitoring = emulator.jobs, emulator.endpoints, emulator.monitoring
@@ -38,7 +32,7 @@ def install(emulator: SageMakerEmulator) -> None:
         job = _create_training_job(self, training_job_name, *args, **kwargs)
         job.training_job_status = job.secondary_status = "InProgress"
         job.final_metric_data_list = []
-        _in_background(lambda: jobs.run_training_job(job))
+        emulator.background(training_job_name, lambda: jobs.run_training_job(job))
         return job
 
     def processing(response: Any) -> Any:
@@ -60,7 +54,7 @@ def install(emulator: SageMakerEmulator) -> None:
         # moto drops ProcessingResources; the job runner reads ClusterConfig.InstanceCount.
         job.processing_resources = response._get_param("ProcessingResources") or {}
         job.processing_job_status = "InProgress"
-        _in_background(lambda: jobs.run_processing_job(job))
+        emulator.background(name, lambda: jobs.run_processing_job(job))
         return ActionResult({"ProcessingJobArn": job.arn})
 
     def endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
@@ -70,7 +64,7 @@ def install(emulator: SageMakerEmulator) -> None:
             )
         created = _create_endpoint(self, endpoint_name, endpoint_config_name, tags)
         created.endpoint_status = "Creating"
-        _in_background(lambda: endpoints.start_endpoint(created))
+        emulator.background(endpoint_name, lambda: endpoints.start_endpoint(created))
         return created
 
     def delete(self: Any, endpoint_name: str) -> None:
