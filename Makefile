@@ -97,7 +97,8 @@ check: lint tools ## the fast tier: lint, then the tests that start no local clo
 
 .PHONY: test
 # Every test, on a worker per core: a module stays on one worker (its local cloud and story are
-# shared by its tests), and most end-to-end time is spent waiting on a scaled clock, not computing.
+# shared by its tests). A local cloud keeps about one core busy (moto's server, the state machine
+# interpreter and the handlers share one interpreter), so more workers than cores gain little.
 test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
 	$(RUN) pytest -n auto --dist loadfile
 	$(MAKE) --no-print-directory test-py312

@@ -26,10 +26,12 @@ from safe_deploy.cli import main
 from safe_deploy.demo import CanaryRelease, Demo, ScenarioOutcome
 from safe_deploy.localcloud.cloud import LOCAL_OPERATOR_ARN
 from safe_deploy.scenarios import SCENARIO_PARAMETERS
-from safe_deploy.traffic import TrafficLog
+from safe_deploy.traffic import LoadGenerator, TrafficLog
 from tests.e2e.conftest import Story, running_demo, sagemaker_resources, subject_arrives
 
 HOLDING_THE_LOCK = {"UpdateStack", "WaitForUpdate", "DescribeUpdate", "UpdateDone"}
+WAITING_FOR_THE_LOCK = {"ReadLockHolder", "DescribeLockHolder", "LockHolderRunning"}
+WAITING_FOR_THE_LOCK |= {"WaitForReleaseLock", "AcquireReleaseLock"}
 COMPLAINTS = "month 4 and 5 fares: complaints"
 
 
@@ -94,10 +96,13 @@ class RegistryStory(Story):
         return self.fifth
 
     def _race(self) -> RollbackDuringPromotion:
+        """Month 5's promotion holds the release lock until the rollback asks for it: its
+        post-traffic hook waits for client requests on green, and the clients arrive only once
+        the rollback waits for the lock (however fast the promotion's other steps run)."""
         demo = self.demo
         fifth = demo.upload(demo.month(5))
         link = demo.to_approval(fifth)
-        traffic = demo.load(demo.traffic_rows(1200, seed=15), rate=30)
+        traffic: LoadGenerator | None = None
         try:
             demo.decide_on_page(link, True, "demo reviewer (--auto-approve)")
             sfn = demo.target.client("stepfunctions")
@@ -113,6 +118,15 @@ class RegistryStory(Story):
             if started is None:
                 raise AssertionError(f"no rollback started ({result.exit_code}): {result.output}")
             rollback = ops.execution_arn(machine, started.group(1))
+            demo.cloud.wait_for(
+                lambda: (
+                    _step(sfn, rollback) in WAITING_FOR_THE_LOCK
+                    or sfn.describe_execution(executionArn=rollback)["status"] != "RUNNING"
+                ),
+                60,
+                what="the rollback to ask for the release lock",
+            )
+            traffic = demo.load(demo.traffic_rows(1200, seed=15), rate=30)
             ended = demo.cloud.wait_for(
                 lambda: (lambda d: d if d["status"] != "RUNNING" else None)(
                     sfn.describe_execution(executionArn=rollback)
@@ -122,7 +136,8 @@ class RegistryStory(Story):
             )
             run = demo.finish(fifth)
         finally:
-            log = traffic.stop()
+            if traffic is not None:
+                log = traffic.stop()
         return RollbackDuringPromotion(
             fifth, promotion, result.output, result.exit_code, rollback, ended, run, log
         )
@@ -153,8 +168,8 @@ def deploy_executions(demo: Demo) -> list[dict[str, Any]]:
 def history(demo: Demo, name: str) -> list[dict[str, Any]]:
     sfn = demo.target.client("stepfunctions")
     arn = ops.execution_arn(demo.target.output("DeployStateMachineArn"), name)
-    events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=arn)["events"]
-    return events
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+    return [event for page in pages for event in page["events"]]
 
 
 def entered(events: list[dict[str, Any]], state: str) -> list[Any]:
@@ -262,7 +277,8 @@ def test_a_rollback_during_a_running_promotion_waits_for_it(
     assert not log.failed, log.failed[:3]
     waited = history(demo, name.group(1))
     promoted = sfn.describe_execution(executionArn=promotion)
-    assert entered(waited, "WaitForReleaseLock"), "the rollback waited for the lock"
+    path = [(e.get("stateEnteredEventDetails") or {}).get("name") for e in waited]
+    assert entered(waited, "WaitForReleaseLock"), f"the rollback waited for the lock: {path}"
     (read_production,) = entered(waited, "ReadProduction")
     # month 5's release ends when its promotion gives the lock back (its execution records how
     # it promoted after that, and stops a moment later)
