@@ -50,20 +50,25 @@ def _cache() -> Path:
 
 def built(project: Path) -> Path:
     """``sam build`` of this repository into ``project/.aws-sam/build``, where ``sam deploy``
-    run in ``project`` finds it (as ``make build`` leaves it in the repository)."""
+    run in ``project`` finds it (as ``make build`` leaves it in the repository). It runs in
+    ``project``: a cached build keeps dependencies in ``.aws-sam/deps`` under its working folder
+    and deletes the ones its own build does not name, so two builds in one folder at once (two
+    test workers) delete each other's."""
     sam()
     build = project / ".aws-sam" / "build"
     result = run(
         [
             "build",
             "--template",
-            "template.yaml",
+            str(REPO / "template.yaml"),
             "--build-dir",
             str(build),
             "--cache-dir",
             str(_cache()),
             "--cached",
+            "--parallel",  # samconfig.toml's build settings, which sam reads from its folder
         ],
+        cwd=project,
         timeout=900,
     )
     if result.returncode != 0:
