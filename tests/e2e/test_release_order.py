@@ -11,6 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -180,8 +181,17 @@ def test_layer_and_model_code_changes_reach_where_they_belong(demo: Demo, projec
     assert b"# a model code change" in code["Body"].read()
 
     model = demo.upload(demo.month(7))
-    demo.follow(model, lambda r: r.step not in (None, "PrepareData"), 300)
     sagemaker = demo.target.client("sagemaker")
-    job = sagemaker.describe_processing_job(ProcessingJobName=f"{model}-prepare")
+
+    def prepared() -> dict[str, Any] | None:  # the run's first steps come before the job
+        try:
+            found: dict[str, Any] = sagemaker.describe_processing_job(
+                ProcessingJobName=f"{model}-prepare"
+            )
+        except sagemaker.exceptions.ClientError:
+            return None
+        return found
+
+    job = demo.cloud.wait_for(prepared, 300, what=f"{model}'s PrepareData job")
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in job["ProcessingInputs"]}
     assert inputs["code"].rstrip("/") == after.rstrip("/")
