@@ -83,9 +83,10 @@ class Run:
     failure: Failure | None = None
 
 
-# A history page: AWS returns up to 1000 events, newest first with reverseOrder. A run's current
-# step and its candidate's metrics are within the newest page or two, so no run costs its whole
-# history (the local cloud answers with the whole history, oldest first, in one page).
+# A history page: AWS returns up to 1000 events, newest first with reverseOrder (the local cloud
+# pages the same way). A run's current step and its candidate's metrics are within the newest page
+# or two, so no run costs its whole history. A server that answers every event in one page,
+# oldest first, as moto itself does, is still read right: pages are sorted and de-duplicated.
 HISTORY_PAGE = 100
 HISTORY_PAGES = 5
 LAST_STEP_PAGE = 10
