@@ -1,11 +1,11 @@
 """Lambda for the local cloud: every invocation moto receives runs the real handler in-process.
 
-Each function version is imported once with the environment its configuration holds (the
-template's, or what the deploy state machine published), so a version bound to the green
-endpoint really is bound to it. Alias routing weights pick the version, as Lambda does. What a
-handler prints (logs, EMF metrics) goes to CloudWatch Logs as Lambda sends it (log group
-``/aws/lambda/<function>``, a stream per version's instance) and to ``WORKDIR/logs/<function>.log``,
-and metrics reach the local CloudWatch.
+Each function version is imported once, and every invocation runs, with the environment its
+configuration holds (the template's, or what the deploy state machine published), so a version
+bound to the green endpoint really is bound to it. Alias routing weights pick the version, as
+Lambda does. What a handler prints (logs, EMF metrics) goes to CloudWatch Logs as Lambda sends
+it (log group ``/aws/lambda/<function>``, a stream per version's instance) and to
+``WORKDIR/logs/<function>.log``, and metrics reach the local CloudWatch.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import random
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.sqs.models import sqs_backends
 
+from safe_deploy.localcloud.environment import thread_environment
 from safe_deploy.localcloud.logs import put_lines
 from safe_deploy.localcloud.metrics import MetricStore
 from safe_deploy.localcloud.patching import replace
@@ -49,62 +49,6 @@ class FunctionCode:
     memory_mb: int
     timeout: int
     dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: an SQS queue
-
-
-class _ThreadEnvironment(MutableMapping[str, str]):
-    """``os.environ`` with, in a thread that is importing a handler, that function's variables on
-    top. Reads and writes elsewhere go to the process's environment, unchanged; iteration takes a
-    snapshot, so no reader ever sees the mapping change size under it."""
-
-    def __init__(self, process: MutableMapping[str, str]) -> None:
-        self.process = process
-        self._local = threading.local()
-
-    def _overlay(self) -> dict[str, str] | None:
-        overlay: dict[str, str] | None = getattr(self._local, "overlay", None)
-        return overlay
-
-    def __getitem__(self, name: str) -> str:
-        overlay = self._overlay()
-        if overlay is not None and name in overlay:
-            return overlay[name]
-        return self.process[name]
-
-    def __setitem__(self, name: str, value: str) -> None:
-        overlay = self._overlay()
-        if overlay is not None:
-            overlay[name] = value
-        else:
-            self.process[name] = value
-
-    def __delitem__(self, name: str) -> None:
-        overlay = self._overlay()
-        if overlay is not None and name in overlay:
-            del overlay[name]
-        else:
-            del self.process[name]
-
-    def __iter__(self) -> Iterator[str]:
-        overlay = self._overlay() or {}
-        return iter(list(dict.fromkeys([*list(self.process), *overlay])))
-
-    def __len__(self) -> int:
-        return len(list(iter(self)))
-
-    def copy(self) -> dict[str, str]:
-        return dict(self.items())
-
-    @contextmanager
-    def overlay(self, values: dict[str, str]) -> Iterator[None]:
-        previous = self._overlay()
-        self._local.overlay = {**(previous or {}), **values}
-        try:
-            yield
-        finally:
-            self._local.overlay = previous
-
-
-_ENVIRONMENT_LOCK = threading.Lock()
 
 
 def _own_modules(folder: Path) -> set[str]:
@@ -148,18 +92,6 @@ def code_folder_importable(folder: Path) -> Iterator[None]:
         sys.path.remove(str(folder))
         take()
         sys.modules.update(before)
-
-
-@contextmanager
-def function_environment(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` shows ``values`` to this thread only, for the ``with`` block."""
-    with _ENVIRONMENT_LOCK:
-        if not isinstance(os.environ, _ThreadEnvironment):  # undone when the cloud stops
-            replace(os, "environ", _ThreadEnvironment(os.environ))
-        environment = os.environ
-    assert isinstance(environment, _ThreadEnvironment)
-    with environment.overlay(values):
-        yield
 
 
 # Lambda retries a failed asynchronous invocation twice, about one and then two minutes later,
@@ -270,7 +202,7 @@ class HandlerHost:
             # this thread only: the process's environment, which other threads read, never
             # changes (Lambda gives each function a process of its own).
             with (
-                function_environment({**self.base_env, **environment}),
+                thread_environment({**self.base_env, **environment}),
                 code_folder_importable(path.parent),
             ):
                 with self.stdout.capture() as out:
@@ -348,7 +280,11 @@ class HandlerHost:
         )
         started = time.perf_counter()
         error: str | None = None
-        with self.stdout.capture() as out:
+        # The function's variables for the whole invocation, in this thread: handlers and
+        # their libraries read settings when called too (Powertools' metric namespace), and
+        # the process's environment is not theirs to rely on (Lambda gives each function a
+        # process of its own).
+        with self.stdout.capture() as out, thread_environment({**self.base_env, **environment}):
             try:
                 handler = self._handler(fn.function_name, environment, code, str(fn.version))
                 result = handler(event, context)

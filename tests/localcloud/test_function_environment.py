@@ -1,14 +1,20 @@
-"""Each handler's import sees its function's variables, and no other thread ever does: the
-process's environment, which the rest of the local cloud (and urllib, boto3) reads while
-handlers import, never changes under them."""
+"""Each handler's import and invocation see its function's variables, and no other thread ever
+does: the process's environment, which the rest of the local cloud (and urllib, boto3) reads
+while handlers run, never changes under them."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
-from safe_deploy.localcloud.lambdas import function_environment
+import pytest
+
+from safe_deploy.localcloud.environment import thread_environment
+from safe_deploy.localcloud.lambdas import FunctionCode, HandlerHost
 
 
 def test_a_functions_variables_are_seen_by_its_thread_only() -> None:
@@ -23,7 +29,7 @@ def test_a_functions_variables_are_seen_by_its_thread_only() -> None:
 
     thread = threading.Thread(target=other_thread)
     thread.start()
-    with function_environment({"SAFE_DEPLOY_TEST_TOPIC": "arn:topic"}):
+    with thread_environment({"SAFE_DEPLOY_TEST_TOPIC": "arn:topic"}):
         assert os.environ["SAFE_DEPLOY_TEST_TOPIC"] == "arn:topic"
         assert "SAFE_DEPLOY_TEST_TOPIC" in dict(os.environ.items())
         inside.set()
@@ -48,7 +54,7 @@ def test_reading_the_environment_while_handlers_import_never_fails() -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     for n in range(2000):
-        with function_environment({"SAFE_DEPLOY_TEST_TOPIC": str(n), "SAFE_DEPLOY_OTHER": "x"}):
+        with thread_environment({"SAFE_DEPLOY_TEST_TOPIC": str(n), "SAFE_DEPLOY_OTHER": "x"}):
             pass
     stop.set()
     thread.join()
@@ -113,3 +119,99 @@ def test_concurrent_invocations_each_read_their_own_request() -> None:
         assert mixed == []
     finally:
         patching.restore_all()
+
+
+def _host(tmp_path: Path) -> HandlerHost:
+    from safe_deploy.localcloud.metrics import MetricStore
+    from safe_deploy.localcloud.state import ActivityFeed, LocalSettings
+
+    folder = tmp_path / "function"
+    folder.mkdir()
+    (folder / "app.py").write_text(
+        "import os\n"
+        "def lambda_handler(event, context):\n"
+        "    return {name: os.environ.get(name) for name in event['names']}\n"
+    )
+    settings = LocalSettings(project_root=tmp_path, workdir=tmp_path / "work")
+    host = HandlerHost(settings, MetricStore(), ActivityFeed(), {"SAFE_DEPLOY_TEST_GLOBAL": "g"})
+    host.register("reader", FunctionCode("Reader", folder, "app.lambda_handler", 128, 3))
+    return host
+
+
+def _function(variables: dict[str, str]) -> SimpleNamespace:
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:reader"
+    return SimpleNamespace(
+        function_name="reader", version="1", function_arn=arn, environment_vars=variables
+    )
+
+
+def test_a_handler_reads_its_variables_when_invoked_not_only_when_imported(
+    tmp_path: Path,
+) -> None:
+    """Powertools reads the metric namespace when a metric is emitted: an invocation sees its
+    function's variables and the template's globals, whatever the process's environment holds
+    at that moment (another thread may be clearing and restoring it, as ``patch.dict`` does)."""
+    host = _host(tmp_path)
+    fn = _function({"SAFE_DEPLOY_TEST_NAMESPACE": "SafeDeploy"})
+    names = {"names": ["SAFE_DEPLOY_TEST_NAMESPACE", "SAFE_DEPLOY_TEST_GLOBAL"]}
+    assert "SAFE_DEPLOY_TEST_GLOBAL" not in os.environ
+    try:
+        for _ in range(3):  # the first imports the handler, the others only call it
+            payload, error = host.run(fn, names, alias=None)
+            assert error is None
+            assert json.loads(payload) == {
+                "SAFE_DEPLOY_TEST_NAMESPACE": "SafeDeploy",
+                "SAFE_DEPLOY_TEST_GLOBAL": "g",
+            }
+        assert "SAFE_DEPLOY_TEST_NAMESPACE" not in os.environ
+    finally:
+        from safe_deploy.localcloud import patching
+
+        patching.restore_all()
+
+
+def test_a_stack_update_never_hides_the_environment_from_running_handlers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CloudFormation engine transforms a template during ``sam deploy`` while handlers serve
+    requests; it once set the translator's region with ``mock.patch.dict(os.environ)``, whose exit
+    clears the process's environment before refilling it, and a predict request found no metric
+    namespace (a 502 during a release)."""
+    from safe_deploy.localcloud import patching
+    from safe_deploy.localcloud.cloudformation.template import process
+
+    monkeypatch.setenv("SAFE_DEPLOY_TEST_NAMESPACE", "SafeDeploy")
+    template = {
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {"Runtime": "python3.11", "Handler": "app.h", "CodeUri": "s3://b/k"},
+            }
+        },
+    }
+    pseudo = {
+        "AWS::Region": "us-east-1",
+        "AWS::AccountId": "123456789012",
+        "AWS::StackName": "s",
+        "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    stop, missing = threading.Event(), []
+
+    def handler_thread() -> None:
+        while not stop.is_set():
+            if os.environ.get("SAFE_DEPLOY_TEST_NAMESPACE") is None:
+                missing.append(1)
+
+    thread = threading.Thread(target=handler_thread)
+    thread.start()
+    try:
+        for _ in range(30):
+            assert "AWS::Lambda::Function" in str(process(template, {}, pseudo))
+    finally:
+        stop.set()
+        thread.join()
+        patching.restore_all()
+    assert missing == []

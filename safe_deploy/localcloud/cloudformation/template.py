@@ -5,11 +5,9 @@ order its resources by their references (refusing a cycle as CloudFormation does
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from unittest import mock
 
 import yaml
 from samtranslator.translator.managed_policy_translator import (  # type: ignore[import-untyped]
@@ -17,6 +15,7 @@ from samtranslator.translator.managed_policy_translator import (  # type: ignore
 )
 
 from safe_deploy.localcloud.cloudformation.model import CloudFormationError
+from safe_deploy.localcloud.environment import thread_environment
 from safe_deploy.localcloud.template import Evaluator, parse_yaml, references
 
 SERVERLESS = "AWS::Serverless-2016-10-31"
@@ -209,7 +208,9 @@ def process(
 
     values: dict[str, Any] = dict(pseudo)
     values.update(parameters)
-    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": pseudo["AWS::Region"]}):
+    # The translator finds its region in the environment; other threads (handlers serving
+    # requests during a stack update) must not see the environment change under them.
+    with thread_environment({"AWS_DEFAULT_REGION": pseudo["AWS::Region"]}):
         try:
             result = transform(json.loads(json.dumps(original)), values, OfflinePolicyLoader())
         except Exception as exc:  # the translator's own messages are CloudFormation's
