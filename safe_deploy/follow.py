@@ -45,19 +45,36 @@ class Stop:
 
 
 class _History:
-    """An execution's history read once per poll, reporting each state when first entered."""
+    """An execution's history, reporting each state when first entered. Each poll reads only the
+    events since the last one: newest first, a page at a time, down to the last event it saw
+    (Step Functions numbers an execution's events from 1, in order)."""
+
+    PAGE = 20
 
     def __init__(self, sfn: Any, arn: str) -> None:
         self.sfn = sfn
         self.arn = arn
         self.seen: set[str] = set()
         self.outputs: dict[str, Any] = {}
+        self.last_id = 0
+
+    def _new_events(self) -> list[dict[str, Any]]:
+        newer: list[dict[str, Any]] = []
+        pages = self.sfn.get_paginator("get_execution_history").paginate(
+            executionArn=self.arn, reverseOrder=True, PaginationConfig={"PageSize": self.PAGE}
+        )
+        for page in pages:
+            fresh = [e for e in page["events"] if int(e["id"]) > self.last_id]
+            newer.extend(fresh)
+            if len(fresh) < len(page["events"]):
+                break
+        newer.sort(key=lambda e: int(e["id"]))
+        if newer:
+            self.last_id = int(newer[-1]["id"])
+        return newer
 
     def new_states(self) -> Iterator[str]:
-        events: list[dict[str, Any]] = []
-        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=self.arn):
-            events.extend(page["events"])
-        for event in events:
+        for event in self._new_events():
             exited = event.get("stateExitedEventDetails")
             if exited and "output" in exited:
                 self.outputs[exited["name"]] = exited["output"]
@@ -102,11 +119,11 @@ class Follower:
         history = _History(self.sfn, arn)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=arn)  # then every state to here
             for state in history.new_states():
                 self.say(f"{name}: {state}")
             if through_promotion and PROMOTION_STATE in history.seen:
                 return self.promotion(name, appear_seconds, stop_for_traffic=False)
-            described = self.sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":
                 return self._ended(name, described)
             approval = self._pending_approval(arn)
@@ -178,13 +195,13 @@ class Follower:
         told = False
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=deploy_arn)
             for state in history.new_states():
                 self.say(f"promotion: {state}")
             alias = self._alias(lam, function)
             if alias != shown:
                 self.say(f"live: {_routing(alias)}")
                 shown = alias
-            described = self.sfn.describe_execution(executionArn=deploy_arn)
             if described["status"] != "RUNNING":
                 ended = self._ended(name, described)
                 ended.facts["promotion"] = True

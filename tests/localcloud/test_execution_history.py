@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from safe_deploy import ops
+from safe_deploy.follow import _History
 from safe_deploy.localcloud import fixes, patching
 from tests.support import offline_aws
 
@@ -143,3 +144,57 @@ def test_the_commands_read_the_last_step_and_a_long_history_page_by_page(
     assert history.event(1) is not None  # the oldest event, thirteen pages back
     assert len(history.events) == EVENTS
     assert ops.ExecutionHistory(sfn, arn, max_pages=12, page_size=10).event(1) is None
+
+
+def test_following_a_run_reports_every_state_once_in_order(finished: tuple[Any, str]) -> None:
+    sfn, arn = finished
+    history = _History(sfn, arn)
+
+    assert list(history.new_states()) == [f"Step{index:02d}" for index in range(STATES)]
+    assert list(history.new_states()) == []
+    assert history.output_of("Step07")["last"] == {"at": "Step07"}
+
+
+class _GrowingHistory:
+    """A running execution's history as Step Functions pages it, newest first, counting what
+    each poll reads."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.visible = 0
+        self.events = events
+        self.read = 0
+
+    def get_paginator(self, operation: str) -> Any:
+        assert operation == "get_execution_history"
+        return self
+
+    def paginate(
+        self, executionArn: str, reverseOrder: bool, PaginationConfig: dict[str, int]
+    ) -> Iterator[dict[str, Any]]:
+        assert reverseOrder
+        newest_first = self.events[: self.visible][::-1]
+        size = PaginationConfig["PageSize"]
+        for start in range(0, len(newest_first), size):
+            page = newest_first[start : start + size]
+            self.read += len(page)
+            yield {"events": page}
+
+
+def test_following_a_running_run_reads_only_what_is_new(finished: tuple[Any, str]) -> None:
+    sfn, arn = finished
+    events = [e for page in pages(sfn, executionArn=arn) for e in page]
+    growing = _GrowingHistory(events)
+    history = _History(growing, arn)
+    reported: list[str] = []
+
+    before = 0
+    for visible in (1, 2, 50, 51, 55, EVENTS, EVENTS):
+        growing.visible, growing.read = visible, 0
+        reported.extend(history.new_states())
+        assert growing.read <= (visible - before) + _History.PAGE, f"read {growing.read} events"
+        before = visible
+
+    assert reported == [f"Step{index:02d}" for index in range(STATES)]
+    growing.visible, growing.read = EVENTS, 0
+    assert list(history.new_states()) == []
+    assert growing.read <= _History.PAGE, "a poll with nothing new reads one page"
