@@ -4,6 +4,7 @@ template's alarms evaluated on them with scaled periods (moto stores alarms, nev
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import threading
@@ -27,10 +28,15 @@ class Datapoint:
     unit: str
 
 
+def _at(point: Datapoint) -> float:
+    return point.at
+
+
 class MetricStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._points: list[Datapoint] = []
+        # Each metric's points in time order: an alarm reads its own metric's periods only.
+        self._series: dict[tuple[str, str, Dimensions], list[Datapoint]] = {}
         self._pending: list[Datapoint] = []
 
     def put(
@@ -51,7 +57,11 @@ class MetricStore:
             unit,
         )
         with self._lock:
-            self._points.append(point)
+            series = self._series.setdefault((namespace, name, point.dimensions), [])
+            if series and series[-1].at > point.at:  # an EMF line's own, earlier timestamp
+                bisect.insort(series, point, key=_at)
+            else:
+                series.append(point)
             self._pending.append(point)
 
     def ingest_emf(self, line: str) -> bool:
@@ -85,16 +95,11 @@ class MetricStore:
     def values(
         self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float
     ) -> list[float]:
-        wanted = frozenset(dimensions.items())
         with self._lock:
-            return [
-                p.value
-                for p in self._points
-                if p.namespace == namespace
-                and p.name == name
-                and p.dimensions == wanted
-                and start <= p.at < end
-            ]
+            series = self._series.get((namespace, name, frozenset(dimensions.items())), [])
+            first = bisect.bisect_left(series, start, key=_at)
+            last = bisect.bisect_left(series, end, lo=first, key=_at)
+            return [p.value for p in series[first:last]]
 
     def sum(self, namespace: str, name: str, dimensions: Mapping[str, str], since: float) -> float:
         return sum(self.values(namespace, name, dimensions, since, math.inf))
