@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import sys
+import threading
 from typing import Any
 
 from jsonpath_ng.ext import parse
@@ -16,9 +17,12 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.stepfunctions.exceptions import InvalidToken, ValidationException
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.sts.responses import TokenResponse
@@ -186,6 +190,25 @@ def backend_for_host(self: Any, host: str | None) -> Any:
     return found[host]
 
 
+_parse_trees: dict[str, Any] = {}  # definition -> antlr's parse tree, which nothing changes
+_parse_lock = threading.Lock()
+
+
+def evaluation_entrypoint(self: Any) -> Any:
+    """An execution's program, built from its definition's parse tree. moto parses the definition
+    again at every execution start, and antlr's parse is most of an execution's start-up; the
+    tree is kept per definition, and each execution still gets a program of its own."""
+    definition = self._evaluation_details.state_machine_details.definition
+    # One at a time: executions started together parse their definition once, and moto's
+    # Preprocessor keeps its query-language scopes in a list all its instances share.
+    with _parse_lock:
+        tree = _parse_trees.get(definition)
+        if tree is None:
+            _, tree = AmazonStateLanguageParser.parse(definition)  # a bad one raises here
+            _parse_trees[definition] = tree
+        return Preprocessor().visit(tree)
+
+
 def install() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and (
@@ -199,3 +222,4 @@ def install() -> None:
     replace(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect_execution_status)
     replace(TokenResponse, "get_caller_identity", get_caller_identity)
     replace(DomainDispatcherApplication, "get_backend_for_host", backend_for_host)
+    replace(ExecutionWorker, "_get_evaluation_entrypoint", evaluation_entrypoint)
