@@ -451,7 +451,8 @@ class LocalCloud:
 
     def _watch_alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
-        kept = cloudwatch_backends[self.settings.account][self.settings.region].alarms
+        store = cloudwatch_backends[self.settings.account][self.settings.region]
+        kept = store.alarms
         while not self._threads_stop.wait(0.25):
             self._sample_queues()
             for name, state in self.alarms.evaluate_all().items():
@@ -461,23 +462,20 @@ class LocalCloud:
                     cloudwatch.set_alarm_state(
                         AlarmName=name, StateValue=state, StateReason="evaluated by the local cloud"
                     )
-            points = self.metrics.drain()
-            for start in range(0, len(points), 500):
-                chunk = points[start : start + 500]
-                by_namespace: dict[str, list[dict[str, Any]]] = {}
-                for p in chunk:
-                    by_namespace.setdefault(p.namespace, []).append(
-                        {
-                            "MetricName": p.name,
-                            "Dimensions": [
-                                {"Name": k, "Value": v} for k, v in sorted(p.dimensions)
-                            ],
-                            "Value": p.value,
-                            "Unit": p.unit if p.unit != "None" else "None",
-                        }
-                    )
-                for namespace, data in by_namespace.items():
-                    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+            # Into CloudWatch's store directly, as the services and EMF lines publish them:
+            # through its API, each point was a request's worth of work twice over.
+            by_namespace: dict[str, list[dict[str, Any]]] = {}
+            for p in self.metrics.drain():
+                by_namespace.setdefault(p.namespace, []).append(
+                    {
+                        "MetricName": p.name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(p.dimensions)],
+                        "Value": p.value,
+                        "Unit": p.unit,
+                    }
+                )
+            for namespace, data in by_namespace.items():
+                store.put_metric_data(namespace, data)
 
     def _subscribe_outbox(self) -> None:
         sns, sqs = self.client("sns"), self.client("sqs")
@@ -493,10 +491,10 @@ class LocalCloud:
         folder = self.outbox / "sns"
         folder.mkdir(exist_ok=True)
         count = 0
-        while not self._threads_stop.wait(0.1):
-            messages = sqs.receive_message(QueueUrl=self._outbox_queue, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+        while not self._threads_stop.is_set():
+            messages = sqs.receive_message(  # a long poll: answered as soon as a message comes
+                QueueUrl=self._outbox_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
             for message in messages:
                 envelope = json.loads(message["Body"])
                 count += 1
