@@ -39,6 +39,7 @@ from safe_deploy import ops, samcli
 from safe_deploy.cli_models import models_table
 from safe_deploy.cli_status import timeline_table
 from safe_deploy.console import StageFailed, Stages, console
+from safe_deploy.follow import History
 from safe_deploy.localcloud.cloud import LocalCloud
 from safe_deploy.localcloud.cloudformation.package import Packager, zip_folder
 from safe_deploy.localcloud.state import LocalSettings
@@ -217,14 +218,13 @@ class Demo:
         """Print each step the run enters until ``until`` holds or the run ends."""
         arn = ops.find_run(self.target, model_id)
         sfn = self.target.client("stepfunctions")
-        last = None
+        history = History(sfn, arn)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            described = sfn.describe_execution(executionArn=arn)
-            step = ops.last_step(sfn, arn)
-            if step != last and step is not None:
-                self.stages.say(f"  step: {step}")
-                last = step
+            described = sfn.describe_execution(executionArn=arn)  # then every step to here
+            for state in history.new_states():
+                self.stages.say(f"  step: {state}")
+            step = history.last_entered
             run = ops.Run(
                 model_id,
                 arn,
@@ -237,7 +237,7 @@ class Demo:
             )
             if run.status != "RUNNING" or until(run):
                 return run
-            time.sleep(0.2)
+            time.sleep(0.5)
         raise StageFailed("pipeline", f"run {model_id} did not get there within {timeout:.0f}s")
 
     def approval_link(self, model_id: str, timeout: float = 60.0) -> str:

@@ -44,7 +44,7 @@ class Stop:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-class _History:
+class History:
     """An execution's history, reporting each state when first entered. Each poll reads only the
     events since the last one: newest first, a page at a time, down to the last event it saw
     (Step Functions numbers an execution's events from 1, in order)."""
@@ -57,6 +57,7 @@ class _History:
         self.seen: set[str] = set()
         self.outputs: dict[str, Any] = {}
         self.last_id = 0
+        self.last_entered: str | None = None  # the state the execution is in, or ended in
 
     def _new_events(self) -> list[dict[str, Any]]:
         newer: list[dict[str, Any]] = []
@@ -79,6 +80,8 @@ class _History:
             if exited and "output" in exited:
                 self.outputs[exited["name"]] = exited["output"]
             entered = event.get("stateEnteredEventDetails")
+            if entered:
+                self.last_entered = str(entered["name"])
             if entered and entered["name"] not in self.seen:
                 self.seen.add(entered["name"])
                 yield str(entered["name"])
@@ -116,7 +119,7 @@ class Follower:
         arn = execution_arn(self.target.output("TrainingStateMachineArn"), name)
         if not self._wait_for_execution(arn, appear_seconds):
             return Stop("missing", {"run": name})
-        history = _History(self.sfn, arn)
+        history = History(self.sfn, arn)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             described = self.sfn.describe_execution(executionArn=arn)  # then every state to here
@@ -190,7 +193,7 @@ class Follower:
             if training["status"] != "RUNNING":
                 return self._ended(name, training)
             return Stop("missing", {"run": name, "promotion": True})
-        history = _History(self.sfn, deploy_arn)
+        history = History(self.sfn, deploy_arn)
         shown = before
         told = False
         deadline = time.monotonic() + self.timeout

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from safe_deploy import ops
-from safe_deploy.follow import _History
+from safe_deploy.follow import History
 from safe_deploy.localcloud import fixes, patching
 from tests.support import offline_aws
 
@@ -148,10 +148,11 @@ def test_the_commands_read_the_last_step_and_a_long_history_page_by_page(
 
 def test_following_a_run_reports_every_state_once_in_order(finished: tuple[Any, str]) -> None:
     sfn, arn = finished
-    history = _History(sfn, arn)
+    history = History(sfn, arn)
 
     assert list(history.new_states()) == [f"Step{index:02d}" for index in range(STATES)]
     assert list(history.new_states()) == []
+    assert history.last_entered == f"Step{STATES - 1:02d}"
     assert history.output_of("Step07")["last"] == {"at": "Step07"}
 
 
@@ -184,17 +185,17 @@ def test_following_a_running_run_reads_only_what_is_new(finished: tuple[Any, str
     sfn, arn = finished
     events = [e for page in pages(sfn, executionArn=arn) for e in page]
     growing = _GrowingHistory(events)
-    history = _History(growing, arn)
+    history = History(growing, arn)
     reported: list[str] = []
 
     before = 0
     for visible in (1, 2, 50, 51, 55, EVENTS, EVENTS):
         growing.visible, growing.read = visible, 0
         reported.extend(history.new_states())
-        assert growing.read <= (visible - before) + _History.PAGE, f"read {growing.read} events"
+        assert growing.read <= (visible - before) + History.PAGE, f"read {growing.read} events"
         before = visible
 
     assert reported == [f"Step{index:02d}" for index in range(STATES)]
     growing.visible, growing.read = EVENTS, 0
     assert list(history.new_states()) == []
-    assert growing.read <= _History.PAGE, "a poll with nothing new reads one page"
+    assert growing.read <= History.PAGE, "a poll with nothing new reads one page"
