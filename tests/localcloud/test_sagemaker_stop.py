@@ -77,3 +77,23 @@ def test_a_job_asked_for_after_stop_fails_without_running(tmp_path: Path) -> Non
     assert job.processing_job_status == "Failed"
     assert STOPPED in job.failure_reason
     assert not emulator.jobs._processes
+
+
+def test_stop_ends_sagemakers_clock_and_the_endpoints_still_starting(tmp_path: Path) -> None:
+    settings = LocalSettings(REPO, tmp_path / "work", time_scale=1.0)  # AWS's own minutes
+    (settings.workdir / "logs").mkdir(parents=True)
+    emulator = SageMakerEmulator(settings, ActivityFeed(), MetricStore(), Faults())
+    clock = threading.Thread(target=emulator.scheduler, name="sagemaker-clock")
+    clock.start()
+    endpoint = SimpleNamespace(endpoint_name="fare-1-prod", endpoint_config_name="fare-1-prod")
+    emulator.background("fare-1-prod", lambda: emulator.endpoints.start_endpoint(endpoint))
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    emulator.stop(timeout=10)
+    clock.join(5)
+
+    assert time.monotonic() - started < 5, "stop waited out a wait it should have ended"
+    assert not clock.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "fare-1-prod" and t.is_alive()]
+    assert "fare-1-prod" not in emulator.endpoints.served, "an endpoint served after the stop"

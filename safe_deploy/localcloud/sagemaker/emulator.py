@@ -30,15 +30,24 @@ class SageMakerEmulator:
     endpoints: EndpointHost = field(init=False)
     monitoring: MonitoringSchedules = field(init=False)
 
+    # Set once, when the cloud stops: jobs, endpoints and schedules all watch it.
+    stopping: threading.Event = field(init=False, default_factory=threading.Event)
     _work: set[threading.Thread] = field(init=False, default_factory=set)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.jobs = JobRunner(self.settings, self.feed, self.timeline)
+        self.jobs = JobRunner(self.settings, self.feed, self.timeline, stopping=self.stopping)
         self.endpoints = EndpointHost(
-            self.settings, self.feed, self.metrics, self.faults, self.timeline
+            self.settings,
+            self.feed,
+            self.metrics,
+            self.faults,
+            self.timeline,
+            stopping=self.stopping,
         )
-        self.monitoring = MonitoringSchedules(self.settings, self.feed, self.endpoints)
+        self.monitoring = MonitoringSchedules(
+            self.settings, self.feed, self.endpoints, stopping=self.stopping
+        )
 
     def background(self, name: str, work: Callable[[], None]) -> None:
         """``work`` (a job, an endpoint's start-up) on a thread of its own, which :meth:`stop`
@@ -70,9 +79,7 @@ class SageMakerEmulator:
         None may outlive the cloud: once the cloud's environment is gone, its calls would go to
         AWS. A thread still busy after ``timeout`` seconds (a job's own code running in this
         process) is named in the activity feed."""
-        self.monitoring.stop()
-        self.jobs.stop()
-        self.endpoints.stopping.set()
+        self.jobs.stop()  # sets ``stopping``, then kills the jobs' processes
         deadline = time.monotonic() + timeout
         with self._lock:
             work = list(self._work)

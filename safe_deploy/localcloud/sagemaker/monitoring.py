@@ -50,7 +50,7 @@ class MonitoringSchedules:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)  # SageMaker's
 
     @property
     def backend(self) -> Any:
@@ -224,7 +224,7 @@ class MonitoringSchedules:
 
     def scheduler(self) -> None:
         """Runs every schedule once per scaled hour, and flushes capture on SageMaker's cadence."""
-        while not self._stop.wait(max(0.2, self.settings.scaled(CAPTURE_FLUSH_SECONDS) / 2)):
+        while not self.stopping.wait(max(0.2, self.settings.scaled(CAPTURE_FLUSH_SECONDS) / 2)):
             self.endpoints.flush_all()
             period = self.settings.scaled(MONITORING_PERIOD_SECONDS)
             with self._lock:
@@ -233,6 +233,3 @@ class MonitoringSchedules:
                 ]
             for name in due:
                 self.run_schedule(name)
-
-    def stop(self) -> None:
-        self._stop.set()
