@@ -172,6 +172,8 @@ class Demo:
     report: Report = field(init=False)
     results: Results = field(init=False, default_factory=Results)
     seen_runs: set[str] = field(init=False, default_factory=set)  # each upload's run is a new one
+    # each run's history as far as it was shown: following a run again goes on from there
+    histories: dict[str, History] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.report = Report(self.workdir / "report")
@@ -215,10 +217,11 @@ class Demo:
         return name
 
     def follow(self, model_id: str, until: Callable[[ops.Run], bool], timeout: float) -> ops.Run:
-        """Print each step the run enters until ``until`` holds or the run ends."""
+        """Print each step the run enters, once (following a run again goes on from where the
+        last call stopped), until ``until`` holds or the run ends."""
         arn = ops.find_run(self.target, model_id)
         sfn = self.target.client("stepfunctions")
-        history = History(sfn, arn)
+        history = self.histories.setdefault(arn, History(sfn, arn))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             described = sfn.describe_execution(executionArn=arn)  # then every step to here

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -199,3 +200,27 @@ def test_following_a_running_run_reads_only_what_is_new(finished: tuple[Any, str
     growing.visible, growing.read = EVENTS, 0
     assert list(history.new_states()) == []
     assert growing.read <= History.PAGE, "a poll with nothing new reads one page"
+
+
+def test_the_demo_shows_each_step_once_when_it_follows_a_run_again(
+    finished: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo follows a run to its approval, then again to its end: the steps already shown
+    are not shown again."""
+    from safe_deploy.demo import Demo
+
+    sfn, arn = finished
+    said: list[str] = []
+    monkeypatch.setattr(ops, "find_run", lambda target, model_id: arn)
+    demo = SimpleNamespace(
+        target=SimpleNamespace(client=lambda service: sfn),
+        stages=SimpleNamespace(say=said.append),
+        histories={},
+    )
+
+    first = Demo.follow(demo, "run-1", lambda run: False, 30)  # type: ignore[arg-type]
+    again = Demo.follow(demo, "run-1", lambda run: False, 30)  # type: ignore[arg-type]
+
+    assert said == [f"  step: Step{index:02d}" for index in range(STATES)]
+    assert first.status == again.status == "SUCCEEDED"
+    assert again.step == f"Step{STATES - 1:02d}"
