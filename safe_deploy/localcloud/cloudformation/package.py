@@ -83,16 +83,23 @@ class Packager:
             working = self.root / metadata.get("WorkingDirectory", ".")
             digest = hashlib.sha256((digest + _digest(working / "model")).encode()).hexdigest()
         cached = self.cache / f"{logical_id}-{digest[:24]}.zip"
-        if cached.exists():
-            data = cached.read_bytes()
-        else:
+        data = cached.read_bytes() if cached.exists() else b""
+        if not zipfile.is_zipfile(io.BytesIO(data)):  # not cached, or cut short (a killed write)
             if metadata.get("BuildMethod") == "makefile":
                 data = _makefile_build(self.root, logical_id, folder, working)
             else:
                 data = zip_folder(folder)
-            self.cache.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(data)
+            self._keep(cached, data)
         return self.upload(data, ".zip")
+
+    def _keep(self, cached: Path, data: bytes) -> None:
+        """Every local cloud on the machine shares the cache: the zip is written under a name of
+        its own and renamed, so a reader finds no zip or the whole of one."""
+        self.cache.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=self.cache, prefix=f".{cached.name}.")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        Path(partial).replace(cached)
 
     def package(self, template_path: Path) -> str:
         """The template with local paths replaced by S3 locations, as JSON."""
