@@ -34,6 +34,7 @@ from werkzeug.wrappers import Request, Response
 from safe_deploy.localcloud.api import LocalApi
 from safe_deploy.localcloud.patching import replace
 from safe_deploy.localcloud.state import ActivityFeed
+from safe_deploy.localcloud.workdir import write_whole
 
 LOCAL_SENDER = "safe-deploy@example.com"
 LOCAL_REVIEWERS = "reviewer@example.com,second-reviewer@example.com"
@@ -64,14 +65,6 @@ class Outbox:
             write_whole(path, json.dumps({"channel": channel, **record}, indent=2))
         self.feed.emit("outbox", f"{channel}: {summary}", record=record)
         return path
-
-
-def write_whole(path: Path, text: str) -> None:
-    """Write a file that readers (tests, the demo) only ever see whole: a temporary name, then
-    a rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 class LocalSlackApi:

@@ -41,7 +41,7 @@ from safe_deploy.localcloud import (
     stepfunctions,
 )
 from safe_deploy.localcloud.api import LOCAL_SECRET, LocalApi
-from safe_deploy.localcloud.channels import LocalChannels, Outbox, write_whole
+from safe_deploy.localcloud.channels import LocalChannels, Outbox
 from safe_deploy.localcloud.cloudformation import wire as cloudformation_wire
 from safe_deploy.localcloud.cloudformation.engine import Engine
 from safe_deploy.localcloud.cloudformation.package import Packager
@@ -60,7 +60,7 @@ from safe_deploy.localcloud.timeline import (
     RunTimeline,
     local_timeline,
 )
-from safe_deploy.localcloud.workdir import Occupancy, StopRecord, occupy
+from safe_deploy.localcloud.workdir import Occupancy, StopRecord, occupy, write_whole
 
 LOCAL_ACCESS_KEY = "local-operator"
 LOCAL_OPERATOR_ARN = "arn:aws:iam::{}:user/" + LOCAL_ACCESS_KEY  # the local API's identity

@@ -198,13 +198,9 @@ class HandlerHost:
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
             module: ModuleType = importlib.util.module_from_spec(spec)
-            # The function's variables, for the import (handlers read their settings then), in
-            # this thread only: the process's environment, which other threads read, never
-            # changes (Lambda gives each function a process of its own).
-            with (
-                thread_environment({**self.base_env, **environment}),
-                code_folder_importable(path.parent),
-            ):
+            # Imported inside the invocation that first needs it (:meth:`run`), so with the
+            # function's variables already shown to this thread.
+            with code_folder_importable(path.parent):
                 with self.stdout.capture() as out:
                     spec.loader.exec_module(module)
                 self._keep_logs(function_name, out.getvalue(), version)

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -336,3 +337,12 @@ def occupy(folder: Path, created_by: str) -> Occupancy:
         lock.release()
         raise
     return Occupancy(folder, lock, previous)
+
+
+def write_whole(path: Path, content: str | bytes) -> None:
+    """Write a file that readers (tests, the demo, another local cloud sharing a cache) only
+    ever see whole: written under a name of its own, then renamed."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "wb") as out:
+        out.write(content.encode() if isinstance(content, str) else content)
+    Path(partial).replace(path)

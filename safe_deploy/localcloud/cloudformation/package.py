@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from safe_deploy.localcloud.cloudformation.template import parse
+from safe_deploy.localcloud.workdir import write_whole
 
 CACHE = Path(".aws-sam") / "local-packages"
 SKIP = {"__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -89,17 +90,9 @@ class Packager:
                 data = _makefile_build(self.root, logical_id, folder, working)
             else:
                 data = zip_folder(folder)
-            self._keep(cached, data)
+            self.cache.mkdir(parents=True, exist_ok=True)
+            write_whole(cached, data)  # every local cloud on the machine shares the cache
         return self.upload(data, ".zip")
-
-    def _keep(self, cached: Path, data: bytes) -> None:
-        """Every local cloud on the machine shares the cache: the zip is written under a name of
-        its own and renamed, so a reader finds no zip or the whole of one."""
-        self.cache.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=self.cache, prefix=f".{cached.name}.")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        Path(partial).replace(cached)
 
     def package(self, template_path: Path) -> str:
         """The template with local paths replaced by S3 locations, as JSON."""
