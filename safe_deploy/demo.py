@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
-from pipeline_common.layout import ModelResources, monitoring_schedule_of
+from pipeline_common.layout import ModelResources, execution_arn, monitoring_schedule_of
 from pipeline_common.release import endpoint_status
 from rich.text import Text
 
@@ -468,7 +468,7 @@ class Demo:
         """Print each step the deploy state machine's execution ``name`` enters; its description
         once it ends."""
         sfn = self.target.client("stepfunctions")
-        arn = ops.execution_arn(self.target.output("DeployStateMachineArn"), name)
+        arn = execution_arn(self.target.output("DeployStateMachineArn"), name)
         last = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

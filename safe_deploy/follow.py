@@ -16,18 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pipeline_common.layout import is_rollback, model_id_for
+from pipeline_common.layout import execution_arn, is_rollback, model_id_for
 
 from safe_deploy.target import Target, TargetError
 
 LIVE_ALIAS = "live"
 PROMOTION_STATE = "DeployToProduction"  # the training run's state that runs the deploy machine
 ACTIVE_DEPLOYMENTS = ["Created", "Queued", "InProgress", "Baking", "Ready"]
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """An execution's ARN from its state machine's and its name (Step Functions' own format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 def run_name_for_upload(target: Target, bucket: str, key: str, version_id: str | None) -> str:

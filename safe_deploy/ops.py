@@ -18,7 +18,7 @@ import requests
 import yaml
 from botocore.exceptions import ClientError
 from pipeline_common import registry
-from pipeline_common.layout import RAW_PREFIX, monitoring_schedule_of, rollback_name
+from pipeline_common.layout import RAW_PREFIX, execution_arn, monitoring_schedule_of, rollback_name
 from pipeline_common.registry import Package, champion_pointer, fit_metadata
 from pipeline_common.release import ReleaseCheck, ReleaseState, check_release, read_release
 
@@ -127,11 +127,10 @@ class ExecutionHistory:
         self._pages += 1
         self._token = page.get("nextToken")
         self._exhausted = not self._token
-        fresh = [e for e in page["events"] if e["id"] not in self.events]
-        for event in sorted(fresh, key=lambda e: int(e["id"]), reverse=True):
+        for event in page["events"]:  # newest first, no page repeating another's
             self.events[event["id"]] = event
             self.newest_first_ids.append(event["id"])
-        return bool(fresh)
+        return bool(page["events"])
 
     def newest_first(self) -> Iterator[dict[str, Any]]:
         index = 0
@@ -216,11 +215,6 @@ def last_step(sfn: Any, arn: str) -> str | None:
             sfn, arn, max_pages=HISTORY_PAGE // LAST_STEP_PAGE, page_size=LAST_STEP_PAGE
         )
     )
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """An execution's ARN from its state machine's and its name (Step Functions' own format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 def describe_run(target: Target, sfn: Any, name: str, arn: str) -> Run:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pipeline_common.layout import ModelResources
+from pipeline_common.layout import ModelResources, execution_arn
 
 from safe_deploy import ops
 from safe_deploy.demo import Demo
@@ -31,7 +31,7 @@ def first(demo: Demo) -> str:
 
 def _events(demo: Demo, machine_output: str, name: str) -> list[dict[str, Any]]:
     sfn = demo.target.client("stepfunctions")
-    arn = ops.execution_arn(demo.target.output(machine_output), name)
+    arn = execution_arn(demo.target.output(machine_output), name)
     pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
     return [event for page in pages for event in page["events"]]
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from pipeline_common import registry
+from pipeline_common.layout import execution_arn
 from pipeline_common.registry import Package
 
 from safe_deploy import ops
@@ -107,7 +108,7 @@ class RegistryStory(Story):
             demo.decide_on_page(link, True, "demo reviewer (--auto-approve)")
             sfn = demo.target.client("stepfunctions")
             machine = demo.target.output("DeployStateMachineArn")
-            promotion = ops.execution_arn(machine, fifth)
+            promotion = execution_arn(machine, fifth)
             demo.cloud.wait_for(
                 lambda: _step(sfn, promotion) in HOLDING_THE_LOCK,
                 180,
@@ -117,7 +118,7 @@ class RegistryStory(Story):
             started = re.search(r"started (\S+),", " ".join(result.output.split()))
             if started is None:
                 raise AssertionError(f"no rollback started ({result.exit_code}): {result.output}")
-            rollback = ops.execution_arn(machine, started.group(1))
+            rollback = execution_arn(machine, started.group(1))
             demo.cloud.wait_for(
                 lambda: (
                     _step(sfn, rollback) in WAITING_FOR_THE_LOCK
@@ -167,7 +168,7 @@ def deploy_executions(demo: Demo) -> list[dict[str, Any]]:
 
 def history(demo: Demo, name: str) -> list[dict[str, Any]]:
     sfn = demo.target.client("stepfunctions")
-    arn = ops.execution_arn(demo.target.output("DeployStateMachineArn"), name)
+    arn = execution_arn(demo.target.output("DeployStateMachineArn"), name)
     pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
     return [event for page in pages for event in page["events"]]
 

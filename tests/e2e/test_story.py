@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline_common import registry
 from pipeline_common.capture import parse_record
+from pipeline_common.layout import execution_arn
 
 from safe_deploy import ops
 from safe_deploy.demo import ROLLBACK_REASON, Demo
@@ -187,7 +188,7 @@ def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo, story
     assert ops.serving_package_arn(demo.target) == back.arn
     sfn = demo.target.client("stepfunctions")
     execution = sfn.describe_execution(
-        executionArn=ops.execution_arn(demo.target.output("DeployStateMachineArn"), name)
+        executionArn=execution_arn(demo.target.output("DeployStateMachineArn"), name)
     )
     given = json.loads(execution["input"])["rollback"]
     assert (given["requested_by"], given["reason"]) == (operator, ROLLBACK_REASON)

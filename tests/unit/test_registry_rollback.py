@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from pipeline_common import registry
-from pipeline_common.layout import is_rollback
+from pipeline_common.layout import execution_arn, is_rollback
 
 from safe_deploy import ops
 from safe_deploy.cli_models import show_rollback_stop
@@ -190,7 +190,7 @@ def test_the_rollback_carries_who_and_why_to_the_deploy_machine(group: Registry)
     assert name.startswith("fare-m2-rollback-")
     assert is_rollback(name), "safe-deploy follow NAME follows it as a release"
     assert not is_rollback("fare-m2"), "a promotion is named after its run"
-    arn = ops.execution_arn(group.target.output("DeployStateMachineArn"), name)
+    arn = execution_arn(group.target.output("DeployStateMachineArn"), name)
     given: dict[str, Any] = json.loads(group.sfn.describe_execution(executionArn=arn)["input"])
     assert given["model_id"] == "fare-m2"
     assert given["model_package_arn"] == second

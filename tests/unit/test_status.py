@@ -290,18 +290,6 @@ def test_the_failed_step_is_the_one_that_failed_not_the_cleanup_after_it() -> No
     assert ops.current_step(history) == "PipelineFailedFail"
 
 
-def test_the_last_step_of_a_history_the_local_cloud_gives_in_one_page_oldest_first() -> None:
-    built = History()
-    built.task("ReadHyperparameters")
-    built.task("PrepareData")
-
-    class OnePage:
-        def get_execution_history(self, **_: Any) -> dict[str, Any]:
-            return {"events": list(built.events)}  # moto ignores paging and order
-
-    assert ops.last_step(OnePage(), "arn") == "PrepareData"
-
-
 # ---------------------------------------------------------------------------- AWS-backed pieces
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:

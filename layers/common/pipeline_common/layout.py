@@ -100,6 +100,11 @@ def is_rollback(execution_name: str) -> bool:
     return ROLLBACK_INFIX in execution_name
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """An execution's ARN from its state machine's and its name (Step Functions' own format)."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
 def model_id_of_endpoint(endpoint: str) -> str:
     """``<model id>-prod`` / ``<model id>-dev`` back to the model id."""
     for suffix in ("-prod", "-dev"):

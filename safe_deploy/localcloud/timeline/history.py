@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pipeline_common.layout import execution_arn
 
 from safe_deploy.localcloud.timeline.recorder import Shift
 from safe_deploy.localcloud.timeline.stages import Boundaries
@@ -21,10 +22,6 @@ HISTORY_PAGE = 1000  # Step Functions' largest page
 
 class RunNotFound(LookupError):
     """No training execution has the run's name."""
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 def _seconds(moment: datetime | None) -> float | None:
