@@ -9,10 +9,12 @@ import json
 import re
 import sys
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 from jsonpath_ng.ext import parse
 from moto.awslambda.responses import LambdaResponse
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -34,6 +36,7 @@ _lambda_invoke = LambdaResponse.invoke
 _reflect = BaseExecutionWorkerCommunication._reflect_execution_status
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_metric_statistics = CloudWatchBackend.get_metric_statistics
 
 
 def start_execution(
@@ -209,6 +212,32 @@ def evaluation_entrypoint(self: Any) -> Any:
         return Preprocessor().visit(tree)
 
 
+def get_metric_statistics(
+    self: Any,
+    namespace: str,
+    metric_name: str,
+    start_time: Any,
+    end_time: Any,
+    period: int,
+    stats: list[str],
+    dimensions: list[dict[str, str]],
+    unit: str | None = None,
+) -> Any:
+    """Statistics of the metric with exactly the dimensions asked for: CloudWatch treats each
+    combination of dimensions as a metric of its own (GetMetricStatistics, ``Dimensions``), where
+    moto sums every metric that has the ones asked for, or every metric when none are."""
+    asked = sorted((d["Name"], d.get("Value")) for d in dimensions or [])
+    exact = [
+        datum
+        for datum in self.get_all_metrics()
+        if sorted((d.name, d.value) for d in datum.dimensions) == asked
+    ]
+    store = SimpleNamespace(get_all_metrics=lambda: exact)  # all moto's method reads of its store
+    return _metric_statistics(
+        store, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
+    )
+
+
 def install() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and (
@@ -223,3 +252,4 @@ def install() -> None:
     replace(TokenResponse, "get_caller_identity", get_caller_identity)
     replace(DomainDispatcherApplication, "get_backend_for_host", backend_for_host)
     replace(ExecutionWorker, "_get_evaluation_entrypoint", evaluation_entrypoint)
+    replace(CloudWatchBackend, "get_metric_statistics", get_metric_statistics)

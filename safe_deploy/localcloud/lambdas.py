@@ -342,8 +342,9 @@ class HandlerHost:
         )
 
     def _lambda_metrics(self, fn: Any, alias: str | None, failed: bool, seconds: float) -> None:
-        """Lambda's metrics: by function, by alias, and by the version an alias ran."""
-        dimension_sets = [{"FunctionName": fn.function_name, "Resource": fn.function_name}]
+        """Lambda's metric dimension sets: across all functions, by function, by alias, and by
+        the version an alias ran (CloudWatch keeps each set as a metric of its own)."""
+        dimension_sets: list[dict[str, str]] = [{}, {"FunctionName": fn.function_name}]
         if alias:
             resource = f"{fn.function_name}:{alias}"
             dimension_sets.append({"FunctionName": fn.function_name, "Resource": resource})
