@@ -96,11 +96,14 @@ check: lint tools ## the fast tier: lint, then the tests that start no local clo
 	$(RUN) pytest -q -p no:cacheprovider -n auto --dist worksteal --hypothesis-profile=quick -m "not slow" $(CHECK_TESTS)
 
 .PHONY: test
-# Every test, on a worker per core: a module stays on one worker (its local cloud and story are
-# shared by its tests). A local cloud keeps about one core busy (moto's server, the state machine
-# interpreter and the handlers share one interpreter), so more workers than cores gain little.
+# Every test, on three workers for every two cores: a module stays on one worker (its local cloud
+# and story are shared by its tests). A worker computes most of the time and waits the rest (the
+# scaled clock, the SAM CLI's polls, processes starting); a third worker per two cores uses those
+# waits. Measured on two cores: 2 workers 19.8 min, 3 workers 15.9, 4 workers 16.0
+# (benchmarks/results.md, "Test tiers").
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(max(1, cores * 3 // 2))')
 test: lint tools ## lint, then every test (and the handlers' tests again on Python 3.12)
-	$(RUN) pytest -n auto --dist loadfile
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-py312
 
 .PHONY: demo
