@@ -18,7 +18,7 @@ import requests
 
 from safe_deploy import ops
 from safe_deploy.demo import REVISION_HEADER, Demo, predict_revision
-from tests.e2e.conftest import live_version_endpoint, sagemaker_resources
+from tests.e2e.conftest import Story, live_version_endpoint, sagemaker_resources
 from tests.e2e.test_sam_deploy import (
     failures,
     said,
@@ -62,7 +62,7 @@ def change_predict(project: Path, value: str) -> None:
     app.write_text(text + predict_revision(value))
 
 
-def test_the_first_promotion_is_not_rolled_back_by_noise(demo: Demo) -> None:
+def test_the_first_promotion_is_not_rolled_back_by_noise(demo: Demo, story: Story) -> None:
     """Before any model, /health answers 503 to anyone: the API-wide 5xx count is no reason to
     roll a promotion back, so it is not one of the rollback alarms."""
     health = f"{demo.target.api_url}/health"
@@ -76,7 +76,7 @@ def test_the_first_promotion_is_not_rolled_back_by_noise(demo: Demo) -> None:
     noise = threading.Thread(target=hammer, daemon=True)
     noise.start()
     try:
-        demo.first_model()
+        story.first_model()
     finally:
         stop.set()
         noise.join()
@@ -84,7 +84,8 @@ def test_the_first_promotion_is_not_rolled_back_by_noise(demo: Demo) -> None:
     consistent(demo)
 
 
-def test_three_simultaneous_approvals_end_consistent(demo: Demo) -> None:
+def test_three_simultaneous_approvals_end_consistent(demo: Demo, story: Story) -> None:
+    story.first_model()  # the clients are served throughout: a model is in production
     models = [demo.upload(demo.month(index)) for index in (2, 3, 4)]
     links = [demo.to_approval(model) for model in models]
     traffic = demo.load(demo.traffic_rows(3000, seed=21), rate=40)
