@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,21 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch, region: str | None = None) -> N
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     if region is not None:
         monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+
+
+def metric_sum(
+    cloudwatch: Any, namespace: str, metric: str, dimensions: list[tuple[str, str]]
+) -> float:
+    """A metric's sum over the last two hours, read through CloudWatch's API: the points
+    published with exactly ``dimensions``, given in this order."""
+    now = datetime.now(UTC)
+    statistics = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": name, "Value": value} for name, value in dimensions],
+        StartTime=now - timedelta(hours=2),
+        EndTime=now + timedelta(minutes=5),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return float(sum(point["Sum"] for point in statistics["Datapoints"]))

@@ -4,7 +4,6 @@ test tells the story as far as it needs (``Story``), so it passes alone as in or
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 from pipeline_common import registry
 from pipeline_common.capture import parse_record
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     sagemaker_resources,
     subject_arrives,
 )
+from tests.support import metric_sum
 
 
 def test_first_model_reaches_production_through_a_person(demo: Demo, story: Story) -> None:
@@ -65,10 +65,13 @@ def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo, story: Stor
     assert not routing.get("AdditionalVersionWeights")
     # What an operator reads in CloudWatch: the requests green's version answered through live.
     function = demo.target.output("PredictFunctionName")
-    dimensions = {"FunctionName": function, "Resource": f"{function}:live"}
-    answered = cloudwatch_sum(
-        demo, "AWS/Lambda", "Invocations", ExecutedVersion=version, **dimensions
-    )
+    dimensions = [
+        ("FunctionName", function),
+        ("Resource", f"{function}:live"),
+        ("ExecutedVersion", version),
+    ]
+    cloudwatch = demo.target.client("cloudwatch")
+    answered = metric_sum(cloudwatch, "AWS/Lambda", "Invocations", dimensions)
     assert answered >= canary.bake[green] > 0, (answered, canary.bake)
     resources = sagemaker_resources(demo)
     assert resources == {
@@ -99,21 +102,6 @@ def test_second_model_is_canaried_then_takes_all_traffic(demo: Demo, story: Stor
     assert len(client_records) >= 20
     assert all(len(r.input_data.split(",")) == 3 for r in client_records)
     assert all(float(r.output_data.strip()) > 0 for r in client_records)
-
-
-def cloudwatch_sum(demo: Demo, namespace: str, metric: str, **dimensions: str) -> float:
-    """A metric's sum over the last two hours, read through CloudWatch's API."""
-    now = datetime.now(UTC)
-    statistics = demo.target.client("cloudwatch").get_metric_statistics(
-        Namespace=namespace,
-        MetricName=metric,
-        Dimensions=[{"Name": name, "Value": value} for name, value in dimensions.items()],
-        StartTime=now - timedelta(hours=2),
-        EndTime=now + timedelta(minutes=5),
-        Period=60,
-        Statistics=["Sum"],
-    )
-    return float(sum(point["Sum"] for point in statistics["Datapoints"]))
 
 
 def test_each_promoted_candidate_is_an_approved_version_of_the_registry(

@@ -10,7 +10,6 @@ moto runs in-process with the local cloud's fixes, as the local cloud runs it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from safe_deploy.localcloud import fixes, patching
-from tests.support import offline_aws
+from tests.support import metric_sum, offline_aws
 
 FUNCTION = "fares-Predict"
 ALIAS = {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:live"}
@@ -55,17 +54,7 @@ def cloudwatch() -> Iterator[Any]:
 
 
 def total(cloudwatch: Any, **dimensions: str) -> float:
-    now = datetime.now(UTC)
-    answer = cloudwatch.get_metric_statistics(
-        Namespace="AWS/Lambda",
-        MetricName="Invocations",
-        Dimensions=[{"Name": name, "Value": value} for name, value in dimensions.items()],
-        StartTime=now - timedelta(minutes=10),
-        EndTime=now + timedelta(minutes=1),
-        Period=60,
-        Statistics=["Sum"],
-    )
-    return float(sum(point["Sum"] for point in answer["Datapoints"]))
+    return metric_sum(cloudwatch, "AWS/Lambda", "Invocations", list(dimensions.items()))
 
 
 def test_each_published_combination_reads_its_own_points(cloudwatch: Any) -> None:
@@ -81,14 +70,5 @@ def test_a_combination_never_published_has_no_points(cloudwatch: Any) -> None:
 
 
 def test_the_order_of_the_dimensions_asked_for_does_not_matter(cloudwatch: Any) -> None:
-    now = datetime.now(UTC)
-    answer = cloudwatch.get_metric_statistics(
-        Namespace="AWS/Lambda",
-        MetricName="Invocations",
-        Dimensions=[{"Name": n, "Value": v} for n, v in reversed(list(VERSION.items()))],
-        StartTime=now - timedelta(minutes=10),
-        EndTime=now + timedelta(minutes=1),
-        Period=60,
-        Statistics=["Sum"],
-    )
-    assert sum(point["Sum"] for point in answer["Datapoints"]) == 5.0
+    asked = list(reversed(VERSION.items()))
+    assert metric_sum(cloudwatch, "AWS/Lambda", "Invocations", asked) == 5.0
