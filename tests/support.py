@@ -123,3 +123,14 @@ def metric_sum(
         Statistics=["Sum"],
     )
     return float(sum(point["Sum"] for point in statistics["Datapoints"]))
+
+
+# CloudFormation's pseudo parameters for a stack "s", for tests that transform a template.
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "s",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}

@@ -15,6 +15,7 @@ import pytest
 
 from safe_deploy.localcloud.environment import thread_environment
 from safe_deploy.localcloud.lambdas import FunctionCode, HandlerHost
+from tests.support import PSEUDO_PARAMETERS
 
 
 def test_a_functions_variables_are_seen_by_its_thread_only() -> None:
@@ -190,14 +191,6 @@ def test_a_stack_update_never_hides_the_environment_from_running_handlers(
             }
         },
     }
-    pseudo = {
-        "AWS::Region": "us-east-1",
-        "AWS::AccountId": "123456789012",
-        "AWS::StackName": "s",
-        "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
-        "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com",
-    }
     stop, missing = threading.Event(), []
 
     def handler_thread() -> None:
@@ -209,7 +202,7 @@ def test_a_stack_update_never_hides_the_environment_from_running_handlers(
     thread.start()
     try:
         for _ in range(30):
-            assert "AWS::Lambda::Function" in str(process(template, {}, pseudo))
+            assert "AWS::Lambda::Function" in str(process(template, {}, PSEUDO_PARAMETERS))
     finally:
         stop.set()
         thread.join()

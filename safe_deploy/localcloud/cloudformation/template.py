@@ -5,6 +5,7 @@ order its resources by their references (refusing a cycle as CloudFormation does
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,14 @@ from safe_deploy.localcloud.environment import thread_environment
 from safe_deploy.localcloud.template import Evaluator, parse_yaml, references
 
 SERVERLESS = "AWS::Serverless-2016-10-31"
+# The translator's warnings about itself (a feature toggle it has no configuration for, its usage
+# metrics left unpublished) say nothing of the template, and reached the demo's output.
+TRANSLATOR_SELF_NOTES = (
+    "samtranslator.feature_toggle.feature_toggle",
+    "samtranslator.metrics.metrics",
+)
+for _logger in TRANSLATOR_SELF_NOTES:
+    logging.getLogger(_logger).setLevel(logging.ERROR)
 IAM_TYPES = ("AWS::IAM::",)
 
 # AWS managed policies SAM may look up by name: the transform never calls IAM locally.
