@@ -343,6 +343,10 @@ def write_whole(path: Path, content: str | bytes) -> None:
     """Write a file that readers (tests, the demo, another local cloud sharing a cache) only
     ever see whole: written under a name of its own, then renamed."""
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as out:
-        out.write(content.encode() if isinstance(content, str) else content)
-    Path(partial).replace(path)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content.encode() if isinstance(content, str) else content)
+        Path(partial).replace(path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -29,6 +29,7 @@ from safe_deploy.localcloud.workdir import (
     clear,
     occupy,
     probe,
+    write_whole,
 )
 
 
@@ -270,3 +271,17 @@ def test_a_clean_stop_is_recorded_and_the_next_start_says_what_it_discarded(
         assert sorted(p.name for p in folder.iterdir()) == sorted([MARKER, LOCK, LOG])
     finally:
         second.lock.release()
+
+
+def test_a_whole_write_replaces_the_file_and_a_failed_one_leaves_it_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "record.json"
+    write_whole(path, '{"version": 1}')
+    write_whole(path, b'{"version": 2}')
+    assert path.read_text() == '{"version": 2}'
+
+    with pytest.raises(UnicodeEncodeError):
+        write_whole(path, "\ud800 is no text")  # a lone surrogate: the write itself fails
+    assert path.read_text() == '{"version": 2}'
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
