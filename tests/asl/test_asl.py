@@ -100,8 +100,11 @@ def test_a_cause_is_read_as_json_only_after_a_job_or_execution_failed(machine: M
     """In a Catch, States.TaskFailed matches every error a Task reports but States.Timeout: the
     call's own errors too (a quota, a name in use), whose Cause is plain text. Parsing that
     Cause is a States.Runtime error, which no Catch takes: the run would end without telling
-    anyone or deleting its dev endpoint. Only the rule ``$.failure.Error == States.TaskFailed``
-    may lead to a state that parses it."""
+    anyone or deleting its dev endpoint. Only a rule that asks for both ``$.failure.Error ==
+    States.TaskFailed`` and a Cause that opens as a JSON object may lead to a state that parses
+    it (tests/asl/test_failure_kinds.py runs those rules)."""
+    task_failed = {"Variable": "$.failure.Error", "StringEquals": "States.TaskFailed"}
+    an_object = {"Variable": "$.failure.Cause", "StringMatches": "{*"}
     wrong = []
     for scope in scopes(machine.definition):
         parsers = {
@@ -111,9 +114,8 @@ def test_a_cause_is_read_as_json_only_after_a_job_or_execution_failed(machine: M
         }
         for name, state in scope.states.items():
             for index, rule in enumerate(state.get("Choices", [])):
-                guarded = rule.get("Variable") == "$.failure.Error" and (
-                    rule.get("StringEquals") == "States.TaskFailed"
-                )
+                conditions = rule.get("And", [])
+                guarded = task_failed in conditions and an_object in conditions
                 if rule["Next"] in parsers and not guarded:
                     wrong.append(f"{scope.path}: {name}.Choices[{index}] -> {rule['Next']}")
             for field_name, target in transitions(state):
