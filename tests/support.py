@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,3 +136,24 @@ PSEUDO_PARAMETERS = {
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
 }
+
+
+def as_a_person(
+    command: Sequence[str | Path], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``command`` run as a person runs it from a shell: no terminal, no standard input, and none
+    of the tests' ``AWS_`` or ``SAFE_DEPLOY_`` variables (what a person runs must need none)."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "SAFE_DEPLOY_"))
+    }
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -5,39 +5,22 @@ a scenario through to its end, say so, exit 0 and leave nothing running."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from safe_deploy.cli import main
 from safe_deploy.localcloud.workdir import probe
+from tests.support import as_a_person
 
 SAFE_DEPLOY = Path(sys.executable).parent / "safe-deploy"
 
 
 def test_a_scenario_runs_to_its_end_and_the_command_says_so(tmp_path: Path) -> None:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "SAFE_DEPLOY_"))  # the demo must need none of these
-    }
     workdir = tmp_path / "demo-output"
-    try:
-        done = subprocess.run(
-            [SAFE_DEPLOY, "demo", "--scenario", "training-fails", "--workdir", workdir],
-            cwd=tmp_path,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except subprocess.TimeoutExpired as late:
-        pytest.fail(f"safe-deploy demo did not end in 600 s:\n{late.stdout!s}\n{late.stderr!s}")
+    command = [str(SAFE_DEPLOY), "demo", "--scenario", "training-fails", "--workdir", str(workdir)]
+    done = as_a_person(command, tmp_path, 600)
     said = done.stdout + done.stderr
     assert done.returncode == 0, said
     assert "scenario training-fails behaved as it should:" in said

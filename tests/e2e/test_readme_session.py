@@ -4,12 +4,12 @@ would run it. Nothing here retypes the commands."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support import as_a_person
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -43,30 +43,10 @@ def session_folder(tmp_path: Path) -> Path:
 
 def test_the_readme_session_runs_as_written(session_folder: Path) -> None:
     block = session_block(README.read_text())
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "SAFE_DEPLOY_"))  # the session must need none of these
-    }
     try:
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block],
-            cwd=session_folder,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        done = as_a_person(["bash", "-euo", "pipefail", "-c", block], session_folder, 900)
     finally:  # whatever happened, nothing is left running
-        subprocess.run(
-            [".venv/bin/safe-deploy", "local", "down"],
-            cwd=session_folder,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=120,
-        )
+        as_a_person([".venv/bin/safe-deploy", "local", "down"], session_folder, 120)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     # upload-data followed the run to its approval, with the candidate's numbers
