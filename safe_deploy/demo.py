@@ -117,6 +117,7 @@ class Rollback:
     blue: str | None
     sent: int
     failed: int
+    steps: tuple[str, ...]  # the deploy execution's states, each once, in the order first entered
 
 
 @dataclass(frozen=True)
@@ -464,22 +465,22 @@ class Demo:
             )
         )
 
-    def follow_release(self, name: str, timeout: float) -> dict[str, Any]:
-        """Print each step the deploy state machine's execution ``name`` enters; its description
-        once it ends."""
+    def follow_release(self, name: str, timeout: float) -> tuple[dict[str, Any], list[str]]:
+        """Print each step the deploy state machine's execution ``name`` enters, once, as
+        ``follow`` prints a pipeline run's; its description once it ends, and those steps."""
         sfn = self.target.client("stepfunctions")
         arn = execution_arn(self.target.output("DeployStateMachineArn"), name)
-        last = None
+        history = History(sfn, arn)
+        steps: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-            step = ops.last_step(sfn, arn)
-            if step != last and step is not None:
-                self.stages.say(f"  step: {step}")
-                last = step
+            described: dict[str, Any] = sfn.describe_execution(executionArn=arn)  # then its steps
+            for state in history.new_states():
+                self.stages.say(f"  step: {state}")
+                steps.append(state)
             if described["status"] != "RUNNING":
-                return described
-            time.sleep(0.2)
+                return described, steps
+            time.sleep(0.5)
         raise StageFailed("rollback", f"{name} did not end within {timeout:.0f}s")
 
     def rollback(self) -> Rollback:
@@ -507,7 +508,7 @@ class Demo:
             self.stages.say(f"deploy state machine: {name}, requested by {requested_by}")
             # Clients keep calling: the post-traffic hook wants their requests on green's capture.
             traffic = self.load(self.traffic_rows(400, seed=14), rate=30)
-            described = self.follow_release(name, TRAINING_TIMEOUT)
+            described, steps = self.follow_release(name, TRAINING_TIMEOUT)
             log = traffic.stop()
             for activity in self.cloud.feed.items[since:]:
                 if activity.source == "codedeploy":
@@ -538,6 +539,7 @@ class Demo:
                 blue=blue,
                 sent=log.sent,
                 failed=len(log.failed),
+                steps=tuple(steps),
             )
             return self.results.rollback
 

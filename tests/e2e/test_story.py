@@ -142,6 +142,14 @@ def test_production_rolls_back_to_month_one_through_the_canary(demo: Demo, story
     assert (chapter.model, chapter.replaced) == (first, second)
     assert chapter.failed == 0
     assert chapter.sent > 20
+    # the demo showed every state the release went through, once each, from its first
+    steps = chapter.steps
+    assert steps[0] == "ReadRelease"
+    assert len(set(steps)) == len(steps), steps
+    release_path = ["AcquireReleaseLock", "UpdateStack", "WaitForUpdate", "DescribeUpdate"]
+    release_path += ["RecordProductionEndpoint", "MarkRollback", "RetireBlue", "NotifyRolledBack"]
+    release_path += ["Promoted"]
+    assert [step for step in steps if step in release_path] == release_path, steps
     release = ops.release(demo.target)
     assert release.production_endpoint == f"{first}-prod"
     assert release.champion["model_id"] == first
