@@ -13,9 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from safe_deploy.localcloud import fixes, patching
 from tests.support import offline_aws
 from tests.support_template import REPO
 
@@ -68,6 +66,12 @@ def _machine(kind: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def sfn() -> Iterator[Any]:
+    """moto's Step Functions in this process, running what it is given. Imported here: its
+    interpreter takes 2 s to import, which every worker would pay while collecting."""
+    from moto import mock_aws
+
+    from safe_deploy.localcloud import fixes, patching
+
     with pytest.MonkeyPatch.context() as monkeypatch:
         offline_aws(monkeypatch)
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
